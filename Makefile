@@ -1,0 +1,158 @@
+# runm - containers in micro-VMs for containerd. See README.md.
+#
+#   make            build host binaries and the agent
+#   make guest      build the guest kernel + initramfs (from Debian packages)
+#   make demo       run a container in its own VM through containerd
+#   make test       all tests (unit under ASan/UBSan, fuzz smoke, e2e)
+#   make bench      benchmarks (print figures, never fail on time)
+#   make fuzz       long fuzz runs
+#   make deps       install missing Debian packages (idempotent)
+
+PREFIX ?= /usr/local
+BUILD ?= build
+GEN := $(BUILD)/gen
+ARCH ?= $(shell uname -m)
+
+CC ?= gcc
+WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wshadow \
+	-Wformat=2 -Wno-format-nonliteral -Wpointer-arith -Wvla
+CPPFLAGS := -D_GNU_SOURCE -Isrc -I$(GEN) -I$(GEN)/proto
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 $(WARN) -fno-strict-aliasing -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDLIBS := -lprotobuf-c
+
+# ---- protobuf: containerd's task API from Debian's source package, runm's own ----
+GOSRC := /usr/share/gocode/src
+CTRD := github.com/containerd/containerd
+PROTO_INC := -I$(GOSRC) -I$(GOSRC)/github.com/gogo/protobuf -I/usr/include -Iproto
+PROTOS_EXT := $(CTRD)/runtime/v2/task/shim.proto $(CTRD)/api/types/mount.proto \
+	$(CTRD)/api/types/task/task.proto $(CTRD)/api/events/task.proto \
+	$(CTRD)/api/services/ttrpc/events/v1/events.proto $(CTRD)/protobuf/plugin/fieldpath.proto \
+	gogoproto/gogo.proto google/protobuf/descriptor.proto google/protobuf/any.proto \
+	google/protobuf/empty.proto google/protobuf/timestamp.proto
+PROTOS_OWN := ttrpc.proto google/rpc/status.proto runm/agent.proto
+GEN_C_EXT := $(addprefix $(GEN)/,$(PROTOS_EXT:.proto=.pb-c.c))
+GEN_C_OWN := $(addprefix $(GEN)/,$(PROTOS_OWN:.proto=.pb-c.c))
+# What the guest agent needs (no containerd types).
+GEN_C_AGENT := $(GEN)/ttrpc.pb-c.c $(GEN)/google/rpc/status.pb-c.c $(GEN)/runm/agent.pb-c.c \
+	$(GEN)/google/protobuf/any.pb-c.c
+
+$(GEN)/.stamp: $(addprefix proto/,$(PROTOS_OWN)) | deps-check
+	@mkdir -p $(GEN)
+	protoc-c $(PROTO_INC) --c_out=$(GEN) $(PROTOS_EXT) $(PROTOS_OWN)
+	@touch $@
+$(GEN_C_EXT) $(GEN_C_OWN): $(GEN)/.stamp
+
+# ---- sources by part ----
+COMMON_SRC := $(wildcard src/common/*.c)
+TTRPC_SRC := $(wildcard src/ttrpc/*.c)
+PROTO_SRC := $(wildcard src/proto/*.c)
+VM_SRC := $(wildcard src/vm/*.c)
+EVENTS_SRC := $(wildcard src/events/*.c)
+ENGINE_SRC := $(wildcard src/engine/*.c)
+SHIM_SRC := $(wildcard src/shim/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+AGENT_SRC := $(wildcard src/agent/*.c)
+
+HOST_LIB_SRC := $(COMMON_SRC) $(TTRPC_SRC) $(PROTO_SRC) $(VM_SRC) $(EVENTS_SRC) $(ENGINE_SRC)
+HOST_GEN := $(GEN_C_EXT) $(GEN_C_OWN)
+obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
+
+# Host flavour
+$(BUILD)/obj/%.o: %.c $(GEN)/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/$(GEN)/%.o: $(GEN)/%.c $(GEN)/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -O2 -g -w -c $< -o $@
+# Sanitizer flavour (unit tests)
+$(BUILD)/asan/%.o: %.c $(GEN)/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -O1 -MMD -MP -c $< -o $@
+$(BUILD)/asan/$(GEN)/%.o: $(GEN)/%.c $(GEN)/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -O1 -g -w $(SAN) -c $< -o $@
+# Static flavour (guest agent)
+$(BUILD)/static/%.o: %.c $(GEN)/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DRUNM_GUEST -MMD -MP -c $< -o $@
+$(BUILD)/static/$(GEN)/%.o: $(GEN)/%.c $(GEN)/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -O2 -g -w -c $< -o $@
+
+HOST_LIB := $(BUILD)/librunm.a
+HOST_LIB_ASAN := $(BUILD)/librunm-asan.a
+$(HOST_LIB): $(call obj,obj,$(HOST_LIB_SRC) $(HOST_GEN))
+	@rm -f $@; ar rcs $@ $^
+$(HOST_LIB_ASAN): $(call obj,asan,$(HOST_LIB_SRC) $(HOST_GEN))
+	@rm -f $@; ar rcs $@ $^
+
+SHIM := $(BUILD)/bin/containerd-shim-runm-v1
+CLI := $(BUILD)/bin/runm
+AGENT := $(BUILD)/bin/runm-agent
+BINS := $(if $(SHIM_SRC),$(SHIM)) $(if $(CLI_SRC),$(CLI)) $(if $(AGENT_SRC),$(AGENT))
+
+all: $(BINS)
+
+$(SHIM): $(call obj,obj,$(SHIM_SRC)) $(HOST_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(CLI): $(call obj,obj,$(CLI_SRC)) $(HOST_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(AGENT): $(call obj,static,$(AGENT_SRC) $(COMMON_SRC) $(TTRPC_SRC) $(PROTO_SRC) $(GEN_C_AGENT))
+	@mkdir -p $(dir $@)
+	$(CC) -static $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- guest image ----
+GUEST_DIR := $(BUILD)/guest/$(ARCH)
+guest: $(GUEST_DIR)/initrd.img
+$(GUEST_DIR)/initrd.img: $(AGENT) guest/build.sh $(wildcard guest/*)
+	guest/build.sh --arch $(ARCH) --agent $(AGENT) --out $(GUEST_DIR)
+
+# ---- tests ----
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h $(HOST_LIB_ASAN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(SAN) -O1 -o $@ $< $(HOST_LIB_ASAN) $(LDLIBS)
+
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_LIB_SRC := $(COMMON_SRC) $(TTRPC_SRC) $(PROTO_SRC) $(HOST_GEN)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(GEN)/.stamp
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -g -O1 -w -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+
+unit: $(UNIT_TESTS) $(FUZZ_TARGETS)
+
+test: deps all guest unit
+	tests/run --fuzz-seconds 10
+
+fuzz: $(FUZZ_TARGETS)
+	tests/run --only fuzz --fuzz-seconds 300
+
+bench: deps all guest
+	bench/run
+
+demo: deps all guest
+	tests/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/runm
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(GUEST_DIR)/vmlinuz $(GUEST_DIR)/initrd.img $(DESTDIR)$(PREFIX)/share/runm/
+
+deps:
+	@tools/deps.sh
+deps-check:
+	@command -v protoc-c >/dev/null || tools/deps.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'tests/*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all guest unit test fuzz bench demo install deps deps-check format clean
+.DELETE_ON_ERROR:
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

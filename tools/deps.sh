@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install the Debian packages runm needs to build, test and run, if missing.
+# Idempotent and quiet when nothing is missing.
+set -e
+PKGS="build-essential clang libclang-rt-14-dev protobuf-c-compiler libprotobuf-c-dev
+golang-github-containerd-containerd-dev qemu-system-x86 containerd crun busybox-static
+linux-image-cloud-amd64 kmod cpio e2fsprogs python3 iproute2 util-linux"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "runm: missing Debian packages:$missing (run 'make deps' as root)" >&2
+	exit 1
+fi
+echo "runm: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
