@@ -1,0 +1,77 @@
+/* vm.h - one running micro-VM: build the VMM command line from a small
+ * config, start it, pause/resume it, stop it, clean up. Backends are tables
+ * of function pointers (qemu now: accel kvm / hvf / tcg chosen automatically;
+ * vfkit later). Knows nothing of ttrpc, the agent or containerd: the host
+ * end of the guest channel is handed out as a connected fd. */
+#ifndef RUNM_VM_H
+#define RUNM_VM_H
+
+#include "common/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct vm_share {
+	const char *host_path; /* directory on the host */
+	const char *tag;       /* mount tag seen by the guest (9p) */
+	bool readonly;
+};
+
+struct vm_config {
+	const char *kernel;       /* path to the guest kernel */
+	const char *initrd;       /* path to the guest initramfs */
+	const char *cmdline_extra; /* appended to the kernel command line, may be NULL */
+	unsigned mem_mib;          /* 0 = default (VM_DEFAULT_MEM_MIB) */
+	unsigned vcpus;            /* 0 = 1 */
+	const struct vm_share *shares;
+	size_t n_shares;
+	bool network;              /* user-mode NAT networking (virtio-net) */
+	const char *state_dir;     /* existing private dir for the VM's sockets and console log */
+	const char *backend;       /* NULL = "qemu" (or $RUNM_VMM) */
+	const char *accel;         /* NULL = auto: kvm if /dev/kvm usable, hvf on macOS, else tcg ($RUNM_ACCEL overrides) */
+	const char *qemu_binary;   /* NULL = qemu-system-<arch> from PATH ($RUNM_QEMU overrides) */
+};
+
+#define VM_DEFAULT_MEM_MIB 256
+/* Name of the virtio-serial port carrying the agent channel (guest: /dev/virtio-ports/<name>). */
+#define VM_CHANNEL_NAME "runm.agent"
+
+struct vm;
+
+/* Start the VMM. Returns once the process runs; the guest is still booting.
+ * The VMM is in its own process group and gets SIGKILL if its parent dies. */
+int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err);
+
+/* The host end of the agent channel: a connected stream socket, owned by the
+ * vm (do not close it; vm_take_channel_fd hands ownership over). */
+int vm_channel_fd(const struct vm *vm);
+int vm_take_channel_fd(struct vm *vm);
+
+/* The VMM's pid, and a pidfd that becomes readable when it exits (owned by vm). */
+pid_t vm_pid(const struct vm *vm);
+int vm_pidfd(const struct vm *vm);
+
+/* Collect the VMM's exit if it has exited (non-blocking). Returns 1 and the
+ * wait status if it exited, 0 if still running, -1 on error. */
+int vm_try_reap(struct vm *vm, int *wstatus, runm_error_t *err);
+
+/* Pause / resume all vCPUs (QMP stop / cont). */
+int vm_pause(struct vm *vm, runm_error_t *err);
+int vm_resume(struct vm *vm, runm_error_t *err);
+
+/* Stop: QMP quit, wait up to timeout_ms, then SIGKILL, and reap. Idempotent.
+ * (Graceful shutdown through the agent is the caller's job, before this.) */
+int vm_stop(struct vm *vm, unsigned timeout_ms, runm_error_t *err);
+
+/* The last `max` bytes of the guest console log (for error messages), malloc'd. */
+char *vm_console_tail(const struct vm *vm, size_t max);
+
+/* Free the handle: stops the VMM if still running, removes its sockets and
+ * console log from state_dir. */
+void vm_free(struct vm *vm);
+
+/* The accelerator vm_start would choose ("kvm", "hvf" or "tcg"). */
+const char *vm_default_accel(void);
+
+#endif
