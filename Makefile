@@ -117,13 +117,19 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h $(HOST_LIB_ASAN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(SAN) -O1 -o $@ $< $(HOST_LIB_ASAN) $(LDLIBS)
 
+# Small C programs used by e2e tests and benchmarks (tests/tools/NAME.c -> build/tests/tools/NAME).
+TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
+$(BUILD)/tests/tools/%: tests/tools/%.c $(HOST_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(HOST_LIB) $(LDLIBS)
+
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIB_SRC := $(COMMON_SRC) $(TTRPC_SRC) $(PROTO_SRC) $(HOST_GEN)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(GEN)/.stamp
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -g -O1 -w -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
 
-unit: $(UNIT_TESTS) $(FUZZ_TARGETS)
+unit: $(UNIT_TESTS) $(FUZZ_TARGETS) $(TEST_TOOLS)
 
 test: deps all guest unit
 	tests/run --fuzz-seconds 10
