@@ -1,0 +1,547 @@
+/* service.c - the agent's RPC handlers: one container per VM, driven through
+ * crun; processes and stdio live in proc.c. Every request is untrusted:
+ * undecodable payloads, unknown processes and out-of-order calls get an
+ * error reply, never a crash. */
+#include "service.h"
+#include "boot.h"
+#include "crun.h"
+#include "proc.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "proto/pb.h"
+#include "runm/agent.pb-c.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUNDLE "/run/runm/bundle"
+#define SHARES "/run/runm/mounts"
+#define CRUN_TIMEOUT_MS 60000
+#define NINEP_OPTS "trans=virtio,version=9p2000.L,msize=262144,cache=mmap"
+
+static struct loop *svc_loop;
+static char *container_id; /* NULL until Create succeeded */
+static unsigned exec_seq;
+
+#define UNPACK_OR_FAIL(var, type, desc)                                                        \
+	cleanup_pb type *var = PB_UNPACK(type, desc, payload, len);                            \
+	if (var == NULL) {                                                                     \
+		ttrpc_reply_error(s, TTRPC_INVALID_ARGUMENT, "cannot decode " #type);          \
+		return;                                                                        \
+	}
+
+static void reply_err(struct ttrpc_stream *s, int code, runm_error_t *err)
+{
+	log_warn("%s", runm_error_msg(*err));
+	ttrpc_reply_error(s, code, "%s", runm_error_msg(*err));
+	runm_error_release(err);
+}
+
+static struct proc *find_or_fail(struct ttrpc_stream *s, const char *exec_id)
+{
+	struct proc *p = container_id ? proc_find(exec_id ? exec_id : "") : NULL;
+	if (p == NULL)
+		ttrpc_reply_error(s, TTRPC_NOT_FOUND, "process `%s` not found", exec_id ? exec_id : "");
+	return p;
+}
+
+static void h_ping(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__PingRequest, runm__agent__v1__ping_request__descriptor);
+	Runm__Agent__V1__PingResponse resp = RUNM__AGENT__V1__PING_RESPONSE__INIT;
+	struct utsname u;
+	(void)ctx;
+
+	/* The guest boots at the epoch without an RTC: take the host's clock. */
+	if (req->host_time_ns > now_real_ns() + 1000000000ull) {
+		struct timespec ts = { .tv_sec = (time_t)(req->host_time_ns / 1000000000ull),
+				       .tv_nsec = (long)(req->host_time_ns % 1000000000ull) };
+		clock_settime(CLOCK_REALTIME, &ts);
+	}
+	uname(&u);
+	resp.version = (char *)"runm-agent 0.1";
+	resp.kernel = u.release;
+	ttrpc_reply(s, &resp.base);
+}
+
+/* Share destinations must stay inside the agent's own directory. */
+static int valid_share_dest(const char *dest)
+{
+	return strncmp(dest, SHARES "/", strlen(SHARES) + 1) == 0 && strstr(dest, "..") == NULL;
+}
+
+static int mount_share(const char *tag, const char *dest, bool ro, runm_error_t *err)
+{
+	if (mkdir_p(dest, 0755, err) < 0)
+		return -1;
+	if (mount(tag, dest, "9p", ro ? MS_RDONLY : 0, NINEP_OPTS) < 0)
+		return runm_error_make(err, errno, "mount share `%s` on `%s`", tag, dest);
+	return 0;
+}
+
+static int console_socket(char **path, runm_error_t *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return runm_error_make(err, errno, "socket");
+	*path = xasprintf("/run/runm/console-%u.sock", ++exec_seq);
+	unlink(*path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", *path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+		close(fd);
+		return runm_error_make(err, errno, "console socket `%s`", *path);
+	}
+	return fd;
+}
+
+/* crun has already connected and sent the master before exiting: accept at once. */
+static int receive_pty(int lfd, runm_error_t *err)
+{
+	cleanup_close int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	char byte, ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm;
+	int fd;
+
+	if (c < 0)
+		return runm_error_make(err, errno, "accept console socket");
+	if (recvmsg(c, &msg, MSG_CMSG_CLOEXEC) < 0)
+		return runm_error_make(err, errno, "receive pty from crun");
+	cm = CMSG_FIRSTHDR(&msg);
+	if (cm == NULL || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
+		return runm_error_make(err, EPROTO, "crun sent no pty");
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+static int read_pid(const char *path, pid_t *pid, runm_error_t *err)
+{
+	cleanup_free char *text = NULL;
+	if (read_file_at(AT_FDCWD, path, 64, &text, NULL, err) < 0)
+		return -1;
+	*pid = (pid_t)atoi(text);
+	unlink(path);
+	if (*pid <= 0)
+		return runm_error_make(err, 0, "bad pid file `%s`", path);
+	return 0;
+}
+
+/* Run crun create or exec with the process's stdio or console socket. */
+static int crun_spawn(struct proc *p, const char **args, size_t nargs, const char *pidfile, runm_error_t *err)
+{
+	cleanup_close int lfd = -1;
+	cleanup_free char *sock = NULL;
+	const char *argv[24];
+	size_t n = 0;
+
+	for (size_t i = 0; i < nargs - 1; i++) /* all but the trailing container id */
+		argv[n++] = args[i];
+	if (p->terminal) {
+		lfd = console_socket(&sock, err);
+		if (lfd < 0)
+			return -1;
+		argv[n++] = "--console-socket";
+		argv[n++] = sock;
+	}
+	argv[n++] = "--pid-file";
+	argv[n++] = pidfile;
+	argv[n++] = args[nargs - 1];
+	argv[n] = NULL;
+	if (crun_run(argv, p->child_fds, CRUN_TIMEOUT_MS, err) < 0)
+		goto fail;
+	proc_close_child_fds(p);
+	if (read_pid(pidfile, &p->pid, err) < 0)
+		goto fail;
+	if (p->terminal) {
+		int master = receive_pty(lfd, err);
+		if (master < 0)
+			goto fail;
+		proc_set_pty(p, master);
+	}
+	if (sock)
+		unlink(sock);
+	return 0;
+fail:
+	if (sock)
+		unlink(sock);
+	return -1;
+}
+
+static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__CreateRequest, runm__agent__v1__create_request__descriptor);
+	cleanup_error runm_error_t err = NULL;
+	Runm__Agent__V1__CreateResponse resp = RUNM__AGENT__V1__CREATE_RESPONSE__INIT;
+	struct proc *p;
+	(void)ctx;
+
+	if (container_id) {
+		ttrpc_reply_error(s, TTRPC_ALREADY_EXISTS, "container %s already exists in this VM", container_id);
+		return;
+	}
+	if (req->id == NULL || req->id[0] == '\0' || strchr(req->id, '/') || req->rootfs_tag[0] == '\0') {
+		ttrpc_reply_error(s, TTRPC_INVALID_ARGUMENT, "create: container id and rootfs share are required");
+		return;
+	}
+	if (mount_share(req->rootfs_tag, BUNDLE "/rootfs", false, &err) < 0)
+		return reply_err(s, TTRPC_INTERNAL, &err);
+	for (size_t i = 0; i < req->n_mounts; i++) {
+		Runm__Agent__V1__Mount *m = req->mounts[i];
+		if (!valid_share_dest(m->destination)) {
+			ttrpc_reply_error(s, TTRPC_INVALID_ARGUMENT, "share destination `%s` outside " SHARES,
+					  m->destination);
+			goto undo;
+		}
+		if (mount_share(m->tag, m->destination, m->readonly, &err) < 0) {
+			reply_err(s, TTRPC_INTERNAL, &err);
+			goto undo;
+		}
+	}
+	if (write_file_atomic(BUNDLE "/config.json", req->config_json.data, req->config_json.len, 0600, &err) < 0) {
+		reply_err(s, TTRPC_INTERNAL, &err);
+		goto undo;
+	}
+	p = proc_new("");
+	p->terminal = req->terminal;
+	if (!req->terminal && proc_make_pipes(p, req->stdin, req->stdout, req->stderr, &err) < 0)
+		goto fail_proc;
+	{
+		const char *args[] = { "create", "--bundle", BUNDLE, req->id };
+		if (crun_spawn(p, args, ARRAY_SIZE(args), "/run/runm/init.pid", &err) < 0)
+			goto fail_proc;
+	}
+	container_id = xstrdup(req->id);
+	resp.pid = (uint32_t)p->pid;
+	log_info("created container %s, init pid %d", container_id, p->pid);
+	ttrpc_reply(s, &resp.base);
+	return;
+fail_proc:
+	proc_remove(p);
+	reply_err(s, TTRPC_INTERNAL, &err);
+undo:
+	umount2(BUNDLE "/rootfs", MNT_DETACH);
+	for (size_t i = 0; i < req->n_mounts; i++)
+		if (valid_share_dest(req->mounts[i]->destination))
+			umount2(req->mounts[i]->destination, MNT_DETACH);
+}
+
+static void h_start(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__StartRequest, runm__agent__v1__start_request__descriptor);
+	cleanup_error runm_error_t err = NULL;
+	Runm__Agent__V1__StartResponse resp = RUNM__AGENT__V1__START_RESPONSE__INIT;
+	struct proc *p = find_or_fail(s, req->exec_id);
+	(void)ctx;
+
+	if (p == NULL)
+		return;
+	if (p->state != PROC_CREATED) {
+		ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "process `%s` already started", p->exec_id);
+		return;
+	}
+	if (p->exec_id[0] == '\0') {
+		const char *args[] = { "start", container_id, NULL };
+		if (crun_run(args, (int[3]){ -1, -1, -1 }, CRUN_TIMEOUT_MS, &err) < 0)
+			return reply_err(s, TTRPC_INTERNAL, &err);
+	} else {
+		cleanup_free char *spec = xasprintf("/run/runm/exec-%u.json", ++exec_seq);
+		cleanup_free char *pidf = xasprintf("/run/runm/exec-%u.pid", exec_seq);
+		const char *args[] = { "exec", "--detach", "--process", spec, container_id };
+		int r;
+		if (write_file_atomic(spec, p->process_json, strlen(p->process_json), 0600, &err) < 0)
+			return reply_err(s, TTRPC_INTERNAL, &err);
+		r = crun_spawn(p, args, ARRAY_SIZE(args), pidf, &err);
+		unlink(spec);
+		if (r < 0)
+			return reply_err(s, TTRPC_INTERNAL, &err);
+	}
+	/* A process that died before we got here is reaped on the next SIGCHLD pass. */
+	if (p->state == PROC_CREATED)
+		p->state = PROC_RUNNING;
+	resp.pid = (uint32_t)p->pid;
+	ttrpc_reply(s, &resp.base);
+	proc_reap();
+}
+
+static void h_exec(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__ExecRequest, runm__agent__v1__exec_request__descriptor);
+	cleanup_error runm_error_t err = NULL;
+	struct proc *p;
+	(void)ctx;
+
+	if (container_id == NULL) {
+		ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "exec: no container");
+		return;
+	}
+	if (req->exec_id[0] == '\0' || proc_find(req->exec_id)) {
+		ttrpc_reply_error(s, TTRPC_ALREADY_EXISTS, "exec id `%s` already in use", req->exec_id);
+		return;
+	}
+	p = proc_new(req->exec_id);
+	p->terminal = req->terminal;
+	p->process_json = xstrndup((const char *)req->process_json.data, req->process_json.len);
+	if (!req->terminal && proc_make_pipes(p, req->stdin, req->stdout, req->stderr, &err) < 0) {
+		proc_remove(p);
+		return reply_err(s, TTRPC_INTERNAL, &err);
+	}
+	ttrpc_reply(s, NULL);
+}
+
+static void h_signal(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__SignalRequest, runm__agent__v1__signal_request__descriptor);
+	cleanup_error runm_error_t err = NULL;
+	struct proc *p = find_or_fail(s, req->exec_id);
+	(void)ctx;
+
+	if (p == NULL)
+		return;
+	if (req->signal == 0 || req->signal >= 65) {
+		ttrpc_reply_error(s, TTRPC_INVALID_ARGUMENT, "bad signal %u", req->signal);
+		return;
+	}
+	if (p->state != PROC_RUNNING && !(req->all && p->exec_id[0] == '\0')) {
+		ttrpc_reply_error(s, TTRPC_NOT_FOUND, "process `%s` is not running", p->exec_id);
+		return;
+	}
+	if (req->all && p->exec_id[0] == '\0') {
+		cleanup_free char *sig = xasprintf("%u", req->signal);
+		const char *args[] = { "kill", "--all", container_id, sig, NULL };
+		if (crun_run(args, (int[3]){ -1, -1, -1 }, CRUN_TIMEOUT_MS, &err) < 0)
+			return reply_err(s, TTRPC_INTERNAL, &err);
+	} else if (kill(p->pid, (int)req->signal) < 0) {
+		ttrpc_reply_error(s, TTRPC_NOT_FOUND, "signal process `%s`: %s", p->exec_id, strerror(errno));
+		return;
+	}
+	ttrpc_reply(s, NULL);
+}
+
+static void h_wait(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__WaitRequest, runm__agent__v1__wait_request__descriptor);
+	struct proc *p = find_or_fail(s, req->exec_id);
+	(void)ctx;
+	if (p)
+		proc_add_waiter(p, s);
+}
+
+static void h_resize(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__ResizeRequest, runm__agent__v1__resize_request__descriptor);
+	struct proc *p = find_or_fail(s, req->exec_id);
+	struct winsize ws = { 0 };
+	(void)ctx;
+
+	if (p == NULL)
+		return;
+	if (p->pty < 0) {
+		ttrpc_reply(s, NULL); /* containerd resizes non-terminal processes too: not an error */
+		return;
+	}
+	ws.ws_col = (unsigned short)req->width;
+	ws.ws_row = (unsigned short)req->height;
+	if (ioctl(p->pty, TIOCSWINSZ, &ws) < 0) {
+		ttrpc_reply_error(s, TTRPC_INTERNAL, "resize: %s", strerror(errno));
+		return;
+	}
+	ttrpc_reply(s, NULL);
+}
+
+static void h_close_stdin(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__CloseStdinRequest, runm__agent__v1__close_stdin_request__descriptor);
+	struct proc *p = find_or_fail(s, req->exec_id);
+	(void)ctx;
+	if (p == NULL)
+		return;
+	proc_close_stdin(p);
+	ttrpc_reply(s, NULL);
+}
+
+static void h_stdio(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__StdioRequest, runm__agent__v1__stdio_request__descriptor);
+	struct proc *p = find_or_fail(s, req->exec_id);
+	(void)ctx;
+	if (p)
+		proc_attach_stdio(p, s);
+}
+
+static void h_state(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__StateRequest, runm__agent__v1__state_request__descriptor);
+	Runm__Agent__V1__StateResponse resp = RUNM__AGENT__V1__STATE_RESPONSE__INIT;
+	struct proc *p = find_or_fail(s, req->exec_id);
+	(void)ctx;
+	if (p == NULL)
+		return;
+	resp.status = (Runm__Agent__V1__StateResponse__Status)p->state;
+	resp.pid = (uint32_t)p->pid;
+	resp.exit_status = (uint32_t)p->exit_status;
+	ttrpc_reply(s, &resp.base);
+}
+
+static void h_pids(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	cleanup_error runm_error_t err = NULL;
+	cleanup_free char *out = NULL;
+	Runm__Agent__V1__PidsResponse resp = RUNM__AGENT__V1__PIDS_RESPONSE__INIT;
+	Runm__Agent__V1__ProcessInfo infos[256], *ptrs[256];
+	char comms[256][32];
+	const char *args[] = { "ps", "--format", "json", container_id, NULL };
+	(void)payload;
+	(void)len;
+	(void)ctx;
+
+	if (container_id == NULL) {
+		ttrpc_reply_error(s, TTRPC_NOT_FOUND, "no container");
+		return;
+	}
+	if (crun_output(args, 1 << 20, &out, CRUN_TIMEOUT_MS, &err) < 0)
+		return reply_err(s, TTRPC_INTERNAL, &err);
+	/* crun prints a JSON array of pids: pick the numbers out. */
+	for (char *c = out; *c && resp.n_processes < ARRAY_SIZE(infos);) {
+		char *end;
+		long pid = strtol(c, &end, 10);
+		if (end == c) {
+			c++;
+			continue;
+		}
+		c = end;
+		{
+			size_t i = resp.n_processes++;
+			cleanup_free char *path = xasprintf("/proc/%ld/comm", pid);
+			cleanup_free char *comm = NULL;
+			runm__agent__v1__process_info__init(&infos[i]);
+			infos[i].pid = (uint32_t)pid;
+			comms[i][0] = '\0';
+			if (read_file_at(AT_FDCWD, path, 64, &comm, NULL, NULL) == 0)
+				snprintf(comms[i], sizeof(comms[i]), "%.*s", (int)strcspn(comm, "\n"), comm);
+			infos[i].command = comms[i];
+			ptrs[i] = &infos[i];
+		}
+	}
+	resp.processes = ptrs;
+	ttrpc_reply(s, &resp.base);
+}
+
+static uint64_t meminfo_kib(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+	return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+static void h_stats(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	Runm__Agent__V1__StatsResponse resp = RUNM__AGENT__V1__STATS_RESPONSE__INIT;
+	cleanup_free char *mem = NULL, *stat = NULL;
+	(void)payload;
+	(void)len;
+	(void)ctx;
+
+	/* The VM is the container's sandbox: its figures are the container's. */
+	if (read_file_at(AT_FDCWD, "/proc/meminfo", 1 << 16, &mem, NULL, NULL) == 0) {
+		uint64_t total = meminfo_kib(mem, "MemTotal:"), avail = meminfo_kib(mem, "MemAvailable:");
+		resp.memory_limit_bytes = total * 1024;
+		resp.memory_usage_bytes = (total - (avail < total ? avail : total)) * 1024;
+	}
+	if (read_file_at(AT_FDCWD, "/proc/stat", 1 << 16, &stat, NULL, NULL) == 0) {
+		unsigned long long v[8] = { 0 };
+		sscanf(stat, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		       &v[6], &v[7]);
+		/* Busy ticks (all but idle and iowait), USER_HZ = 100. */
+		resp.cpu_usage_ns = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) * 10000000ull;
+	}
+	resp.pids = 0;
+	ttrpc_reply(s, &resp.base);
+}
+
+static void h_delete(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__DeleteRequest, runm__agent__v1__delete_request__descriptor);
+	cleanup_error runm_error_t err = NULL;
+	struct proc *p = find_or_fail(s, req->exec_id);
+	(void)ctx;
+
+	if (p == NULL)
+		return;
+	if (p->state == PROC_RUNNING) {
+		ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "process `%s` is still running", p->exec_id);
+		return;
+	}
+	if (p->exec_id[0] == '\0') {
+		const char *args[] = { "delete", "--force", container_id, NULL };
+		if (crun_run(args, (int[3]){ -1, -1, -1 }, CRUN_TIMEOUT_MS, &err) < 0)
+			log_warn("%s", runm_error_msg(err));
+		umount2(BUNDLE "/rootfs", MNT_DETACH);
+		free(container_id);
+		container_id = NULL;
+		/* The execs went with the container's pid namespace. */
+		proc_remove_all();
+	} else {
+		proc_remove(p);
+	}
+	ttrpc_reply(s, NULL);
+}
+
+static void poweroff_now(struct loop *l, void *data)
+{
+	(void)l;
+	(void)data;
+	log_info("powering off");
+	boot_poweroff();
+}
+
+static void poweroff_drained(struct ttrpc_conn *c, void *data)
+{
+	(void)c;
+	poweroff_now(svc_loop, data);
+}
+
+static void h_shutdown(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	struct ttrpc_conn *c = ttrpc_stream_conn(s);
+	(void)payload;
+	(void)len;
+	(void)ctx;
+	ttrpc_reply(s, NULL);
+	/* Power off once the reply left; the timer covers a host that stopped reading. */
+	if (c)
+		ttrpc_conn_on_drain(c, poweroff_drained, NULL);
+	loop_timer_add(svc_loop, 1000, poweroff_now, NULL);
+}
+
+static const struct ttrpc_method methods[] = {
+	{ "Ping", h_ping },	      { "Create", h_create }, { "Start", h_start },
+	{ "Exec", h_exec },	      { "Signal", h_signal }, { "Wait", h_wait },
+	{ "Resize", h_resize },	      { "CloseStdin", h_close_stdin }, { "Stdio", h_stdio },
+	{ "State", h_state },	      { "Pids", h_pids },     { "Stats", h_stats },
+	{ "Delete", h_delete },	      { "Shutdown", h_shutdown },
+};
+
+static const struct ttrpc_service agent_service = {
+	.name = AGENT_SERVICE,
+	.methods = methods,
+	.n_methods = ARRAY_SIZE(methods),
+};
+
+void agent_service_register(struct ttrpc_server *srv, struct loop *loop)
+{
+	svc_loop = loop;
+	proc_table_init(loop);
+	ttrpc_server_register(srv, &agent_service);
+}
