@@ -21,6 +21,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -fno-strict-aliasing -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDLIBS := -lprotobuf-c
+HOST_LDLIBS := -ljson-c $(LDLIBS)
 
 # ---- protobuf: containerd's task API from Debian's source package, runm's own ----
 GOSRC := /usr/share/gocode/src
@@ -97,10 +98,10 @@ all: $(BINS)
 
 $(SHIM): $(call obj,obj,$(SHIM_SRC)) $(HOST_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(HOST_LDLIBS)
 $(CLI): $(call obj,obj,$(CLI_SRC)) $(HOST_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(HOST_LDLIBS)
 $(AGENT): $(call obj,static,$(AGENT_SRC) $(COMMON_SRC) $(TTRPC_SRC) $(PROTO_SRC) $(GEN_C_AGENT))
 	@mkdir -p $(dir $@)
 	$(CC) -static $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -115,19 +116,19 @@ $(GUEST_DIR)/initrd.img: $(AGENT) guest/build.sh $(wildcard guest/*)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/harness.h $(HOST_LIB_ASAN)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(SAN) -O1 -o $@ $< $(HOST_LIB_ASAN) $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $(SAN) -O1 -o $@ $< $(HOST_LIB_ASAN) $(HOST_LDLIBS)
 
 # Small C programs used by e2e tests and benchmarks (tests/tools/NAME.c -> build/tests/tools/NAME).
 TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
 $(BUILD)/tests/tools/%: tests/tools/%.c $(HOST_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(HOST_LIB) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(HOST_LIB) $(HOST_LDLIBS)
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_LIB_SRC := $(COMMON_SRC) $(TTRPC_SRC) $(PROTO_SRC) $(HOST_GEN)
+FUZZ_LIB_SRC := $(COMMON_SRC) $(TTRPC_SRC) $(PROTO_SRC) $(ENGINE_SRC) $(VM_SRC) $(HOST_GEN)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(GEN)/.stamp
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -g -O1 -w -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRC) $(LDLIBS)
+	clang $(CPPFLAGS) -g -O1 -w -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_SRC) $(HOST_LDLIBS)
 
 unit: $(UNIT_TESTS) $(FUZZ_TARGETS) $(TEST_TOOLS)
 

@@ -11,6 +11,7 @@
 #include "vm/vm.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,6 +39,22 @@ static void on_host_gone(struct ttrpc_server *srv, void *data)
 	boot_poweroff();
 }
 
+/* The hello (an empty DATA frame on stream 0, ignored by any ttrpc peer)
+ * tells the host that our end of the port is open: it writes nothing before. */
+static int send_hello(int fd, runm_error_t *err)
+{
+	struct ttrpc_header h = { .length = 0, .stream_id = 0, .type = TTRPC_DATA, .flags = 0 };
+	uint8_t buf[TTRPC_HEADER_LEN];
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	ttrpc_header_encode(&h, buf);
+	if (poll(&p, 1, CHANNEL_TIMEOUT_MS) <= 0)
+		return runm_error_make(err, ETIMEDOUT, "host channel not writable");
+	if (write_all(fd, buf, sizeof(buf)) < 0)
+		return runm_error_make(err, errno, "write hello to the host");
+	return 0;
+}
+
 static int agent_main(runm_error_t *err)
 {
 	struct loop *loop = NULL;
@@ -62,7 +79,7 @@ static int agent_main(runm_error_t *err)
 	if (loop_signals(loop, &set, on_signal, NULL, err) < 0)
 		return -1;
 	fd = boot_open_channel(VM_CHANNEL_NAME, CHANNEL_TIMEOUT_MS, err);
-	if (fd < 0)
+	if (fd < 0 || send_hello(fd, err) < 0)
 		return -1;
 	srv = ttrpc_server_new(loop);
 	agent_service_register(srv, loop);

@@ -1,0 +1,349 @@
+/* sandbox.c - see sandbox.h. */
+#include "sandbox.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "proto/pb.h"
+#include "runm/agent.pb-c.h"
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+struct sandbox {
+	struct loop *loop;
+	char *id;
+	struct vm *vm;
+	struct ttrpc_conn *conn;
+	int chan;                /* channel fd until the hello arrived, then owned by conn */
+	struct loop_watch *w_chan, *w_vmm;
+	struct loop_timer *deadline;
+	uint8_t hello[TTRPC_HEADER_LEN];
+	size_t hello_len;
+	bool ready, stopped;
+	bool free_pending; /* freed by on_conn_closed, which ttrpc runs deferred */
+	char *guest_kernel;
+	sandbox_ready_fn ready_cb;
+	sandbox_exit_fn exit_cb;
+	void *data;
+};
+
+static char *exe_dir(void)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	char *slash;
+	if (n <= 0)
+		return xstrdup(".");
+	buf[n] = '\0';
+	slash = strrchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	return xstrdup(buf);
+}
+
+int sandbox_find_guest(char **kernel, char **initrd, runm_error_t *err)
+{
+	cleanup_free char *dir = exe_dir();
+	struct utsname u;
+	const char *k = getenv("RUNM_KERNEL"), *i = getenv("RUNM_INITRD");
+	cleanup_free char *share = NULL, *build = NULL;
+
+	if (k && i) {
+		*kernel = xstrdup(k);
+		*initrd = xstrdup(i);
+		return 0;
+	}
+	uname(&u);
+	share = xasprintf("%s/../share/runm", dir);
+	build = xasprintf("%s/../guest/%s", dir, u.machine);
+	for (int n = 0; n < 2; n++) {
+		const char *d = n == 0 ? share : build;
+		cleanup_free char *kp = xasprintf("%s/vmlinuz", d), *ip = xasprintf("%s/initrd.img", d);
+		if (access(kp, R_OK) == 0 && access(ip, R_OK) == 0) {
+			*kernel = realpath(kp, NULL);
+			*initrd = realpath(ip, NULL);
+			if (*kernel && *initrd)
+				return 0;
+			free(*kernel);
+			free(*initrd);
+		}
+	}
+	return runm_error_make(err, 0,
+			       "no guest kernel and initramfs in `%s` or `%s`: run `make guest` (or set RUNM_KERNEL "
+			       "and RUNM_INITRD)",
+			       share, build);
+}
+
+static void fail(struct sandbox *sb, runm_error_t *err)
+{
+	sandbox_ready_fn cb = sb->ready_cb;
+	cleanup_free char *tail = vm_console_tail(sb->vm, 2000);
+
+	sb->ready_cb = NULL;
+	loop_timer_cancel(sb->deadline);
+	sb->deadline = NULL;
+	sandbox_stop(sb);
+	if (tail && tail[0])
+		runm_error_wrap(err, "VM of %s did not come up (guest console ends with:\n%s\n)", sb->id, tail);
+	else
+		runm_error_wrap(err, "VM of %s did not come up", sb->id);
+	if (cb)
+		cb(sb, err, sb->data);
+}
+
+static void on_deadline(struct loop *l, void *data)
+{
+	struct sandbox *sb = data;
+	cleanup_error runm_error_t err = NULL;
+	(void)l;
+	sb->deadline = NULL;
+	runm_error_make(&err, ETIMEDOUT, "no answer from the guest agent");
+	fail(sb, &err);
+}
+
+static void on_vmm_exit(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct sandbox *sb = data;
+	int status = 0;
+	(void)l;
+	(void)fd;
+	(void)events;
+
+	loop_unwatch(sb->w_vmm);
+	sb->w_vmm = NULL;
+	vm_try_reap(sb->vm, &status, NULL);
+	if (!sb->ready) {
+		cleanup_error runm_error_t err = NULL;
+		runm_error_make(&err, 0, "the VMM exited (status %d) before the agent answered", status);
+		fail(sb, &err);
+		return;
+	}
+	log_info("VM of %s exited", sb->id);
+	sb->stopped = true;
+	if (sb->conn)
+		ttrpc_conn_close(sb->conn);
+	if (sb->exit_cb)
+		sb->exit_cb(sb, sb->data);
+}
+
+static void sandbox_destroy(struct sandbox *sb)
+{
+	loop_timer_cancel(sb->deadline);
+	close_and_reset(&sb->chan);
+	vm_free(sb->vm);
+	free(sb->guest_kernel);
+	free(sb->id);
+	free(sb);
+}
+
+static void on_conn_closed(struct ttrpc_conn *c, void *data)
+{
+	struct sandbox *sb = data;
+	(void)c;
+	sb->conn = NULL;
+	if (sb->free_pending)
+		sandbox_destroy(sb);
+}
+
+static void on_ping(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
+{
+	struct sandbox *sb = data;
+	cleanup_pb Runm__Agent__V1__PingResponse *resp = NULL;
+	sandbox_ready_fn cb = sb->ready_cb;
+
+	if (code != TTRPC_OK) {
+		cleanup_error runm_error_t err = NULL;
+		runm_error_make(&err, 0, "agent ping: %s", msg);
+		fail(sb, &err);
+		return;
+	}
+	resp = PB_UNPACK(Runm__Agent__V1__PingResponse, runm__agent__v1__ping_response__descriptor, payload, len);
+	sb->guest_kernel = xstrdup(resp && resp->kernel ? resp->kernel : "");
+	loop_timer_cancel(sb->deadline);
+	sb->deadline = NULL;
+	sb->ready = true;
+	sb->ready_cb = NULL;
+	if (cb)
+		cb(sb, NULL, sb->data);
+}
+
+/* The agent's first bytes are a hello: an empty DATA frame on stream 0, which
+ * any ttrpc peer ignores. Until it arrives the guest has not opened its end of
+ * the port, so nothing is written before it. */
+static void on_hello(struct loop *l, int fd, uint32_t events, void *data)
+{
+	struct sandbox *sb = data;
+	static const uint8_t want[TTRPC_HEADER_LEN] = { 0, 0, 0, 0, 0, 0, 0, 0, TTRPC_DATA, 0 };
+	Runm__Agent__V1__PingRequest ping = RUNM__AGENT__V1__PING_REQUEST__INIT;
+	ssize_t n;
+	(void)events;
+
+	n = read(fd, sb->hello + sb->hello_len, sizeof(sb->hello) - sb->hello_len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		cleanup_error runm_error_t err = NULL;
+		runm_error_make(&err, n < 0 ? errno : 0, "agent channel closed before the hello");
+		fail(sb, &err);
+		return;
+	}
+	sb->hello_len += (size_t)n;
+	if (sb->hello_len < sizeof(sb->hello))
+		return;
+	loop_unwatch(sb->w_chan);
+	sb->w_chan = NULL;
+	if (memcmp(sb->hello, want, sizeof(want)) != 0) {
+		cleanup_error runm_error_t err = NULL;
+		runm_error_make(&err, EPROTO, "garbage instead of the agent's hello on the channel");
+		fail(sb, &err);
+		return;
+	}
+	sb->conn = ttrpc_conn_new(l, steal_fd(&sb->chan), NULL, on_conn_closed, sb);
+	ping.host_time_ns = now_real_ns();
+	ttrpc_call(sb->conn, AGENT_SERVICE, "Ping", &ping.base, 10000, 0, on_ping, sb);
+}
+
+int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_ready_fn ready,
+		  sandbox_exit_fn exited, void *data, struct sandbox **out, runm_error_t *err)
+{
+	cleanup_free char *kernel = NULL, *initrd = NULL;
+	struct vm_share *shares;
+	struct vm_config vc = { 0 };
+	struct sandbox *sb;
+	const struct spec *sp = cfg->spec;
+	unsigned timeout = cfg->boot_timeout_ms ? cfg->boot_timeout_ms : SANDBOX_BOOT_TIMEOUT_MS;
+	const char *env_timeout = getenv("RUNM_BOOT_TIMEOUT_MS");
+	int r;
+
+	if (sandbox_find_guest(&kernel, &initrd, err) < 0)
+		return -1;
+	if (env_timeout && atoi(env_timeout) > 0)
+		timeout = (unsigned)atoi(env_timeout);
+	shares = xzalloc((sp->n_shares + 1) * sizeof(*shares));
+	shares[0] = (struct vm_share){ .host_path = sp->rootfs, .tag = "rootfs", .readonly = sp->rootfs_readonly };
+	for (size_t i = 0; i < sp->n_shares; i++)
+		shares[i + 1] = (struct vm_share){ .host_path = sp->shares[i].host_path,
+						   .tag = sp->shares[i].tag,
+						   .readonly = sp->shares[i].readonly };
+	vc.kernel = kernel;
+	vc.initrd = initrd;
+	vc.mem_mib = cfg->mem_mib ? cfg->mem_mib : sp->mem_mib;
+	vc.vcpus = cfg->vcpus ? cfg->vcpus : sp->vcpus;
+	vc.shares = shares;
+	vc.n_shares = sp->n_shares + 1;
+	vc.network = cfg->network;
+	vc.state_dir = cfg->state_dir;
+
+	sb = xzalloc(sizeof(*sb));
+	sb->loop = loop;
+	sb->id = xstrdup(cfg->id);
+	sb->chan = -1;
+	sb->ready_cb = ready;
+	sb->exit_cb = exited;
+	sb->data = data;
+	r = vm_start(&vc, &sb->vm, err);
+	free(shares);
+	if (r < 0) {
+		sandbox_free(sb);
+		return runm_error_wrap(err, "start VM for %s", cfg->id);
+	}
+	sb->chan = vm_take_channel_fd(sb->vm);
+	set_nonblock(sb->chan, 1);
+	sb->w_chan = loop_watch_fd(loop, sb->chan, EPOLLIN, on_hello, sb, err);
+	sb->w_vmm = sb->w_chan ? loop_watch_fd(loop, vm_pidfd(sb->vm), EPOLLIN, on_vmm_exit, sb, err) : NULL;
+	if (sb->w_vmm == NULL) {
+		sandbox_free(sb);
+		return -1;
+	}
+	sb->deadline = loop_timer_add(loop, timeout, on_deadline, sb);
+	*out = sb;
+	return 0;
+}
+
+struct gone_call {
+	ttrpc_reply_fn cb;
+	void *data;
+};
+
+static void call_gone(struct loop *l, void *data)
+{
+	struct gone_call *g = data;
+	(void)l;
+	g->cb(g->data, TTRPC_UNAVAILABLE, "the VM is gone", NULL, 0);
+	free(g);
+}
+
+struct ttrpc_stream *sandbox_call(struct sandbox *sb, const char *method, const ProtobufCMessage *req,
+				  uint64_t timeout_ms, uint8_t flags, ttrpc_reply_fn cb, void *data)
+{
+	if (sb->conn == NULL || sb->stopped) {
+		/* Keep ttrpc's promise: the callback always runs, never re-entrantly. */
+		struct gone_call *g = xzalloc(sizeof(*g));
+		g->cb = cb;
+		g->data = data;
+		loop_defer(sb->loop, call_gone, g);
+		return NULL;
+	}
+	return ttrpc_call(sb->conn, AGENT_SERVICE, method, req, timeout_ms, flags, cb, data);
+}
+
+struct ttrpc_conn *sandbox_conn(const struct sandbox *sb)
+{
+	return sb->conn;
+}
+
+pid_t sandbox_vmm_pid(const struct sandbox *sb)
+{
+	return sb->vm ? vm_pid(sb->vm) : -1;
+}
+
+const char *sandbox_guest_kernel(const struct sandbox *sb)
+{
+	return sb->guest_kernel ? sb->guest_kernel : "";
+}
+
+char *sandbox_console_tail(const struct sandbox *sb)
+{
+	return sb->vm ? vm_console_tail(sb->vm, 4000) : xstrdup("");
+}
+
+int sandbox_pause(struct sandbox *sb, runm_error_t *err)
+{
+	return vm_pause(sb->vm, err);
+}
+
+int sandbox_resume(struct sandbox *sb, runm_error_t *err)
+{
+	return vm_resume(sb->vm, err);
+}
+
+void sandbox_stop(struct sandbox *sb)
+{
+	cleanup_error runm_error_t err = NULL;
+
+	loop_unwatch(sb->w_chan);
+	sb->w_chan = NULL;
+	loop_unwatch(sb->w_vmm);
+	sb->w_vmm = NULL;
+	if (sb->conn)
+		ttrpc_conn_close(sb->conn);
+	if (sb->vm && !sb->stopped && vm_stop(sb->vm, 3000, &err) < 0)
+		log_warn("stop VM of %s: %s", sb->id, runm_error_msg(err));
+	sb->stopped = true;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+	if (sb == NULL)
+		return;
+	sandbox_stop(sb);
+	if (sb->conn) {
+		sb->free_pending = true;
+		return;
+	}
+	sandbox_destroy(sb);
+}

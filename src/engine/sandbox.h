@@ -1,0 +1,59 @@
+/* sandbox.h - one container's VM with its agent on the line: boot the VM
+ * (src/vm), wait for the agent's hello on the channel with a deadline, set
+ * the guest clock, then hand out the ttrpc connection for agent calls.
+ * Shared by the shim and the runm CLI. */
+#ifndef RUNM_ENGINE_SANDBOX_H
+#define RUNM_ENGINE_SANDBOX_H
+
+#include "common/error.h"
+#include "common/loop.h"
+#include "engine/spec.h"
+#include "ttrpc/ttrpc.h"
+
+#include <stdbool.h>
+
+#define SANDBOX_BOOT_TIMEOUT_MS 60000
+
+struct sandbox_config {
+	const char *id;        /* container id, for messages */
+	const char *state_dir; /* existing private directory for the VM's sockets and logs */
+	const struct spec *spec; /* rootfs and shares */
+	unsigned mem_mib;      /* 0 = spec's, else default */
+	unsigned vcpus;        /* 0 = spec's, else 1 */
+	bool network;
+	unsigned boot_timeout_ms; /* 0 = SANDBOX_BOOT_TIMEOUT_MS ($RUNM_BOOT_TIMEOUT_MS overrides) */
+};
+
+struct sandbox;
+
+/* ready: once, with err NULL when the agent answered, else the reason (the
+ * VM is already stopped then; still call sandbox_free). exited: when the VMM
+ * dies after it was ready (crash, kill, guest power-off). */
+typedef void (*sandbox_ready_fn)(struct sandbox *sb, runm_error_t *err, void *data);
+typedef void (*sandbox_exit_fn)(struct sandbox *sb, void *data);
+
+int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_ready_fn ready,
+		  sandbox_exit_fn exited, void *data, struct sandbox **out, runm_error_t *err);
+
+/* Call the agent (service runm.agent.v1.Agent). NULL-safe like ttrpc_call. */
+struct ttrpc_stream *sandbox_call(struct sandbox *sb, const char *method, const ProtobufCMessage *req,
+				  uint64_t timeout_ms, uint8_t flags, ttrpc_reply_fn cb, void *data);
+struct ttrpc_conn *sandbox_conn(const struct sandbox *sb);
+pid_t sandbox_vmm_pid(const struct sandbox *sb);
+/* The guest kernel release the agent reported. */
+const char *sandbox_guest_kernel(const struct sandbox *sb);
+/* Tail of the guest console, malloc'd, for error messages. */
+char *sandbox_console_tail(const struct sandbox *sb);
+
+int sandbox_pause(struct sandbox *sb, runm_error_t *err);
+int sandbox_resume(struct sandbox *sb, runm_error_t *err);
+/* Stop the VM (QMP quit, then SIGKILL) and wait for it. Idempotent. */
+void sandbox_stop(struct sandbox *sb);
+/* Stop if needed and free everything, the VM's files in state_dir included. */
+void sandbox_free(struct sandbox *sb);
+
+/* Where the guest kernel and initramfs are: $RUNM_KERNEL/$RUNM_INITRD, else
+ * beside the installed binaries (../share/runm), else the build tree. */
+int sandbox_find_guest(char **kernel, char **initrd, runm_error_t *err);
+
+#endif

@@ -1,0 +1,227 @@
+/* spec.c - see spec.h. */
+#include "spec.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CONFIG_MAX (4u << 20)
+
+static void json_putp(json_object **o)
+{
+	if (*o)
+		json_object_put(*o);
+}
+#define cleanup_json __attribute__((cleanup(json_putp)))
+
+static json_object *get_typed(json_object *parent, const char *key, json_type type)
+{
+	json_object *v = NULL;
+	if (parent == NULL || !json_object_object_get_ex(parent, key, &v) || !json_object_is_type(v, type))
+		return NULL;
+	return v;
+}
+
+static bool has_option(json_object *opts, const char *name)
+{
+	size_t n = opts ? json_object_array_length(opts) : 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_array_get_idx(opts, i);
+		if (json_object_is_type(o, json_type_string) && strcmp(json_object_get_string(o), name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void add_share(struct spec *s, const char *host, bool ro)
+{
+	struct spec_share *sh;
+	s->shares = xrealloc(s->shares, (s->n_shares + 1) * sizeof(*s->shares));
+	sh = &s->shares[s->n_shares];
+	sh->host_path = xstrdup(host);
+	sh->tag = xasprintf("m%zu", s->n_shares);
+	sh->guest_path = xasprintf(SPEC_GUEST_SHARES "/%s", sh->tag);
+	sh->readonly = ro;
+	s->n_shares++;
+}
+
+/* Bind mounts: share each source directory on its own; a file is reached
+ * through a share of its directory (9p shares directories only). */
+static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
+{
+	json_object *mounts = get_typed(root, "mounts", json_type_array);
+	size_t n = mounts ? json_object_array_length(mounts) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *m = json_object_array_get_idx(mounts, i);
+		json_object *type = get_typed(m, "type", json_type_string);
+		json_object *src = get_typed(m, "source", json_type_string);
+		json_object *opts = get_typed(m, "options", json_type_array);
+		const char *source;
+		struct stat st;
+		bool is_bind = (type && strcmp(json_object_get_string(type), "bind") == 0) ||
+			       has_option(opts, "bind") || has_option(opts, "rbind");
+		cleanup_free char *real = NULL;
+		cleanup_free char *guest = NULL;
+
+		if (!json_object_is_type(m, json_type_object))
+			return runm_error_make(err, 0, "config.json: mounts[%zu] is not an object", i);
+		if (!is_bind)
+			continue;
+		if (src == NULL)
+			return runm_error_make(err, 0, "config.json: bind mount mounts[%zu] has no source", i);
+		source = json_object_get_string(src);
+		if (source[0] != '/')
+			return runm_error_make(err, 0, "bind mount source `%s` is not an absolute path", source);
+		real = realpath(source, NULL);
+		if (real == NULL || stat(real, &st) < 0)
+			return runm_error_make(err, errno, "bind mount source `%s`", source);
+		if (strcmp(real, source) != 0) {
+			/* A symlink anywhere in the path could point outside what was asked. */
+			return runm_error_make(err, 0, "bind mount source `%s` resolves to `%s`: give the real path",
+					       source, real);
+		}
+		if (S_ISDIR(st.st_mode)) {
+			add_share(s, real, has_option(opts, "ro"));
+			guest = xstrdup(s->shares[s->n_shares - 1].guest_path);
+		} else {
+			cleanup_free char *dir = xstrdup(real);
+			char *slash = strrchr(dir, '/');
+			*slash = '\0';
+			add_share(s, dir[0] ? dir : "/", has_option(opts, "ro"));
+			guest = xasprintf("%s/%s", s->shares[s->n_shares - 1].guest_path, slash + 1);
+		}
+		json_object_object_add(m, "source", json_object_new_string(guest));
+	}
+	return 0;
+}
+
+/* The VM is the sandbox: the container shares the VM's network, and paths
+ * of host namespaces mean nothing in the guest. */
+static void rewrite_namespaces(json_object *linux_)
+{
+	json_object *ns = get_typed(linux_, "namespaces", json_type_array);
+	json_object *kept;
+	size_t n;
+
+	if (ns == NULL)
+		return;
+	kept = json_object_new_array();
+	n = json_object_array_length(ns);
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(ns, i);
+		json_object *type = get_typed(e, "type", json_type_string);
+		if (type == NULL || strcmp(json_object_get_string(type), "network") == 0)
+			continue;
+		json_object_object_del(e, "path");
+		json_object_array_add(kept, json_object_get(e));
+	}
+	json_object_object_add(linux_, "namespaces", kept);
+}
+
+static void read_resources(json_object *linux_, struct spec *s)
+{
+	json_object *res = get_typed(linux_, "resources", json_type_object);
+	json_object *mem = get_typed(res, "memory", json_type_object);
+	json_object *cpu = get_typed(res, "cpu", json_type_object);
+	json_object *limit = get_typed(mem, "limit", json_type_int);
+	json_object *quota = get_typed(cpu, "quota", json_type_int);
+	json_object *period = get_typed(cpu, "period", json_type_int);
+
+	if (limit && json_object_get_int64(limit) > 0) {
+		int64_t mib = (json_object_get_int64(limit) + (1 << 20) - 1) >> 20;
+		s->mem_mib = (unsigned)(mib > 1 << 20 ? 1 << 20 : mib) + SPEC_VM_OVERHEAD_MIB;
+	}
+	if (quota && period && json_object_get_int64(quota) > 0 && json_object_get_int64(period) > 0) {
+		int64_t q = json_object_get_int64(quota), p = json_object_get_int64(period);
+		int64_t n = (q + p - 1) / p;
+		s->vcpus = (unsigned)(n > 64 ? 64 : n);
+	}
+}
+
+int spec_prepare(const char *bundle, const char *json, size_t len, struct spec *s, runm_error_t *err)
+{
+	cleanup_json json_object *root = NULL;
+	json_tokener *tok = json_tokener_new();
+	json_object *jroot, *path, *proc, *term, *linux_, *ro;
+	const char *p;
+
+	memset(s, 0, sizeof(*s));
+	root = json_tokener_parse_ex(tok, json, (int)(len > INT_MAX ? INT_MAX : len));
+	if (root == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+	    (size_t)json_tokener_get_parse_end(tok) < len) {
+		enum json_tokener_error e = json_tokener_get_error(tok);
+		size_t off = json_tokener_get_parse_end(tok);
+		json_tokener_free(tok);
+		return runm_error_make(err, 0, "config.json: invalid JSON at byte %zu: %s", off,
+				       e == json_tokener_success ? "trailing data" : json_tokener_error_desc(e));
+	}
+	json_tokener_free(tok);
+	if (!json_object_is_type(root, json_type_object))
+		return runm_error_make(err, 0, "config.json: not a JSON object");
+	proc = get_typed(root, "process", json_type_object);
+	if (proc == NULL)
+		return runm_error_make(err, 0, "config.json: no \"process\" object");
+	if (get_typed(proc, "args", json_type_array) == NULL)
+		return runm_error_make(err, 0, "config.json: process.args missing or not an array");
+	term = get_typed(proc, "terminal", json_type_boolean);
+	s->terminal = term && json_object_get_boolean(term);
+	jroot = get_typed(root, "root", json_type_object);
+	path = get_typed(jroot, "path", json_type_string);
+	if (path == NULL)
+		return runm_error_make(err, 0, "config.json: root.path missing");
+	p = json_object_get_string(path);
+	s->rootfs = p[0] == '/' ? xstrdup(p) : xasprintf("%s/%s", bundle, p);
+	ro = get_typed(jroot, "readonly", json_type_boolean);
+	s->rootfs_readonly = ro && json_object_get_boolean(ro);
+	json_object_object_add(jroot, "path", json_object_new_string("rootfs"));
+
+	if (rewrite_mounts(root, s, err) < 0)
+		goto fail;
+	linux_ = get_typed(root, "linux", json_type_object);
+	rewrite_namespaces(linux_);
+	read_resources(linux_, s);
+	/* Host-side settings the guest cannot honour. */
+	json_object_object_del(root, "hooks");
+	json_object_object_del(proc, "apparmorProfile");
+	json_object_object_del(proc, "selinuxLabel");
+	if (linux_)
+		json_object_object_del(linux_, "mountLabel");
+
+	s->guest_json = xstrdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+	return 0;
+fail:
+	spec_release(s);
+	return -1;
+}
+
+int spec_load(const char *bundle, struct spec *s, runm_error_t *err)
+{
+	cleanup_free char *path = xasprintf("%s/config.json", bundle);
+	cleanup_free char *text = NULL;
+	size_t len = 0;
+
+	if (read_file_at(AT_FDCWD, path, CONFIG_MAX, &text, &len, err) < 0)
+		return -1;
+	if (spec_prepare(bundle, text, len, s, err) < 0)
+		return runm_error_wrap(err, "%s", path);
+	return 0;
+}
+
+void spec_release(struct spec *s)
+{
+	for (size_t i = 0; i < s->n_shares; i++) {
+		free(s->shares[i].host_path);
+		free(s->shares[i].tag);
+		free(s->shares[i].guest_path);
+	}
+	free(s->shares);
+	free(s->guest_json);
+	free(s->rootfs);
+	memset(s, 0, sizeof(*s));
+}
