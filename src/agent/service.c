@@ -219,7 +219,10 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 	if (!req->terminal && proc_make_pipes(p, req->stdin, req->stdout, req->stderr, &err) < 0)
 		goto fail_proc;
 	{
-		const char *args[] = { "create", "--bundle", BUNDLE, req->id };
+		/* The guest's root is the initramfs, where pivot_root(2) fails
+		 * (EINVAL): crun moves the rootfs and chroots instead. The VM,
+		 * not the mount namespace, is the isolation boundary here. */
+		const char *args[] = { "create", "--no-pivot", "--bundle", BUNDLE, req->id };
 		if (crun_spawn(p, args, ARRAY_SIZE(args), "/run/runm/init.pid", &err) < 0)
 			goto fail_proc;
 	}

@@ -268,6 +268,13 @@ int loop_run_once(struct loop *l, int timeout_ms)
 	return 0;
 }
 
+void loop_settle(struct loop *l)
+{
+	for (int i = 0; i < 100 && l->defer_head; i++)
+		run_deferred(l);
+	reap_dead(l);
+}
+
 int loop_run(struct loop *l)
 {
 	l->quit = false;

@@ -47,5 +47,8 @@ int loop_run(struct loop *loop);
 void loop_quit(struct loop *loop);
 /* Run one iteration, waiting at most timeout_ms (-1 = forever). For tests. */
 int loop_run_once(struct loop *loop, int timeout_ms);
+/* Run deferred calls until none are left (bounded), without waiting for
+ * events: lets deferred closes finish before objects are freed at exit. */
+void loop_settle(struct loop *loop);
 
 #endif

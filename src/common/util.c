@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static void oom(size_t n)
@@ -290,4 +293,54 @@ uint64_t now_mono_ns(void)
 uint64_t now_real_ns(void)
 {
 	return clock_ns(CLOCK_REALTIME);
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len, runm_error_t *err)
+{
+	size_t n = strlen(path);
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (n == 0 || n >= sizeof(sa->sun_path))
+		return runm_error_make(err, ENAMETOOLONG, "socket path `%s`", path);
+	memcpy(sa->sun_path, path, n);
+	if (path[0] == '@')
+		sa->sun_path[0] = '\0';
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (path[0] == '@' ? 0 : 1));
+	return 0;
+}
+
+int unix_listen(const char *path, runm_error_t *err)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	cleanup_close int fd = -1;
+
+	if (unix_addr(path, &sa, &len, err) < 0)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return runm_error_make(err, errno, "socket");
+	if (path[0] != '@')
+		unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, len) < 0)
+		return runm_error_make(err, errno, "bind `%s`", path);
+	if (listen(fd, 64) < 0)
+		return runm_error_make(err, errno, "listen on `%s`", path);
+	return steal_fd(&fd);
+}
+
+int unix_connect(const char *path, runm_error_t *err)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	cleanup_close int fd = -1;
+
+	if (unix_addr(path, &sa, &len, err) < 0)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return runm_error_make(err, errno, "socket");
+	if (connect(fd, (struct sockaddr *)&sa, len) < 0)
+		return runm_error_make(err, errno, "connect to `%s`", path);
+	return steal_fd(&fd);
 }

@@ -70,4 +70,10 @@ uint64_t now_real_ns(void);
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Unix stream sockets by path (abstract when path starts with '@'):
+ * a listening socket (any stale socket file replaced), or a connected one.
+ * Both close-on-exec. */
+int unix_listen(const char *path, runm_error_t *err);
+int unix_connect(const char *path, runm_error_t *err);
+
 #endif

@@ -26,6 +26,12 @@ typedef void (*relay_done_fn)(struct relay *r, runm_error_t *err, void *data);
 int relay_start(struct loop *loop, struct sandbox *sb, const char *exec_id, int in, int out, int err_fd,
 		relay_done_fn done, void *data, struct relay **out_relay, runm_error_t *err);
 
+/* The same over any connection that speaks the agent API (the runm CLI
+ * reaches a running container's agent through its monitor's socket). conn
+ * must be open. */
+int relay_start_conn(struct loop *loop, struct ttrpc_conn *conn, const char *exec_id, int in, int out, int err_fd,
+		     relay_done_fn done, void *data, struct relay **out_relay, runm_error_t *err);
+
 /* Stop reading host stdin and send EOF to the guest (containerd CloseIO). */
 void relay_close_stdin(struct relay *r);
 

@@ -224,7 +224,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	if (env_timeout && atoi(env_timeout) > 0)
 		timeout = (unsigned)atoi(env_timeout);
 	shares = xzalloc((sp->n_shares + 1) * sizeof(*shares));
-	shares[0] = (struct vm_share){ .host_path = sp->rootfs, .tag = "rootfs", .readonly = sp->rootfs_readonly };
+	shares[0] = (struct vm_share){ .host_path = sp->rootfs, .tag = SANDBOX_ROOTFS_TAG, .readonly = sp->rootfs_readonly };
 	for (size_t i = 0; i < sp->n_shares; i++)
 		shares[i + 1] = (struct vm_share){ .host_path = sp->shares[i].host_path,
 						   .tag = sp->shares[i].tag,

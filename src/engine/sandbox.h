@@ -13,6 +13,8 @@
 #include <stdbool.h>
 
 #define SANDBOX_BOOT_TIMEOUT_MS 60000
+/* 9p tag of the rootfs share (engine_create passes it to the agent). */
+#define SANDBOX_ROOTFS_TAG "rootfs"
 
 struct sandbox_config {
 	const char *id;        /* container id, for messages */
