@@ -1,0 +1,534 @@
+/* qemu.c - the QEMU backend: `-M microvm` on x86_64, `-M virt` on aarch64,
+ * accel kvm / hvf / tcg. The agent channel is a virtio-serial port whose
+ * chardev is one end of a socketpair, QMP is another socketpair: no socket
+ * file to create, race on or clean up, and both are connected before QEMU
+ * even starts. The guest console goes to <state_dir>/console.log. */
+#include "vm-backend.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Pause and resume are rare control operations: synchronous, with this bound. */
+#define QMP_TIMEOUT_MS 5000
+/* A QMP message larger than this is not something we asked for. */
+#define QMP_MAX_MSG (1u << 20)
+
+/* Fds the child sees (vm_spawn passes pass_fds[i] as 3 + i). */
+#define CHILD_FD_AGENT 3
+#define CHILD_FD_QMP 4
+
+struct qemu_arch {
+	const char *binary;    /* qemu-system-<arch> */
+	const char *package;   /* what provides it, for the error message */
+	const char *console;   /* the serial console's name in the guest */
+	const char *virtio;    /* transport suffix of virtio devices: "device" (mmio) or "pci" */
+};
+
+#if defined(__x86_64__)
+/* microvm has no PCI: virtio-mmio devices (virtio-*-device), an ISA serial
+ * port as the console (ttyS0: the 8250 driver is built in, while
+ * virtio_console is a module, loaded by the agent too late for boot messages). */
+static const struct qemu_arch arch = { "qemu-system-x86_64", "qemu-system-x86", "ttyS0", "device" };
+#elif defined(__aarch64__)
+static const struct qemu_arch arch = { "qemu-system-aarch64", "qemu-system-arm", "ttyAMA0", "pci" };
+#else
+#error "runm's QEMU backend supports x86_64 and aarch64 hosts"
+#endif
+
+struct qemu_priv {
+	int qmp_fd;     /* our end of the QMP socketpair, -1 once unusable */
+	bool qmp_ready; /* capabilities negotiated */
+	char *buf;      /* bytes read from QMP, not yet consumed */
+	size_t len, cap;
+};
+
+/* ---- command line ---- */
+
+static void push(char ***argv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void push(char ***argv, const char *fmt, ...)
+{
+	va_list ap;
+	cleanup_free char *s = NULL;
+	va_start(ap, fmt);
+	s = xvasprintf(fmt, ap);
+	va_end(ap);
+	strv_push(argv, s);
+}
+
+/* QEMU's option syntax: a ',' inside a value is written ",,". */
+static char *opt_escape(const char *s)
+{
+	size_t n = 0;
+	char *out, *o;
+	for (const char *p = s; *p; p++)
+		n += *p == ',' ? 2 : 1;
+	o = out = xmalloc(n + 1);
+	for (const char *p = s; *p; p++) {
+		*o++ = *p;
+		if (*p == ',')
+			*o++ = ',';
+	}
+	*o = '\0';
+	return out;
+}
+
+static bool executable(const char *path)
+{
+	return access(path, X_OK) == 0;
+}
+
+static int find_binary(const struct vm_config *cfg, char **out, runm_error_t *err)
+{
+	const char *name = cfg->qemu_binary;
+	const char *path = getenv("PATH");
+	cleanup_free char *dirs = NULL;
+	char *save = NULL;
+
+	if (name == NULL || *name == '\0')
+		name = getenv("RUNM_QEMU");
+	if (name == NULL || *name == '\0')
+		name = arch.binary;
+	if (strchr(name, '/')) {
+		if (!executable(name))
+			return runm_error_make(err, errno, "QEMU binary `%s`", name);
+		*out = xstrdup(name);
+		return 0;
+	}
+	dirs = xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		cleanup_free char *p = xasprintf("%s/%s", *d ? d : ".", name);
+		if (executable(p)) {
+			*out = steal_ptr(&p);
+			return 0;
+		}
+	}
+#ifdef __APPLE__
+	return runm_error_make(err, 0, "%s not found: brew install qemu", name);
+#else
+	return runm_error_make(err, 0, "%s not found: apt-get install %s", name, arch.package);
+#endif
+}
+
+/* The host's TSC frequency in kHz, 0 if unknown. Under TCG the guest's TSC
+ * ticks at the host's rate; the guest kernel, unable to calibrate it against
+ * an emulated PIT, sometimes hangs at boot (Debian 6.1, about 1 boot in 4;
+ * see pitfalls.md) unless tsc_early_khz= tells it. */
+static unsigned long host_tsc_khz(void)
+{
+	cleanup_free char *s = NULL, *info = NULL;
+	const char *p;
+	unsigned long mhz, frac = 0;
+	int digits = 0;
+
+	/* Exact where the kernel exports it (some x86 kernels with the right config). */
+	if (read_file_at(AT_FDCWD, "/sys/devices/system/cpu/cpu0/tsc_freq_khz", 64, &s, NULL, NULL) == 0) {
+		unsigned long khz = strtoul(s, NULL, 10);
+		if (khz > 0)
+			return khz;
+	}
+	/* Otherwise "cpu MHz : 2096.001" -> 2096001 kHz. */
+	if (read_file_at(AT_FDCWD, "/proc/cpuinfo", 1 << 22, &info, NULL, NULL) < 0)
+		return 0;
+	p = strstr(info, "\ncpu MHz");
+	if (p == NULL || (p = strchr(p, ':')) == NULL)
+		return 0;
+	p++;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p < '0' || *p > '9')
+		return 0;
+	mhz = strtoul(p, (char **)&p, 10);
+	if (*p == '.')
+		for (p++; digits < 3 && *p >= '0' && *p <= '9'; p++, digits++)
+			frac = frac * 10 + (unsigned long)(*p - '0');
+	for (; digits < 3; digits++)
+		frac *= 10;
+	return mhz * 1000 + frac;
+}
+
+static char *kernel_cmdline(const struct vm_config *cfg, const char *accel)
+{
+	cleanup_free char *tsc = NULL;
+	/* quiet: every byte on the emulated UART is a VM exit, slow under TCG.
+	 * panic=-1 reboots at once on a guest panic, and reboot=t (triple
+	 * fault: microvm has no keyboard controller to reset through) turns
+	 * that into a QEMU exit under -no-reboot: a dead guest never lingers. */
+#if defined(__x86_64__)
+	const char *base = "quiet panic=-1 reboot=t";
+
+	if (strcmp(accel, "tcg") == 0) {
+		unsigned long khz = host_tsc_khz();
+		if (khz > 0)
+			tsc = xasprintf(" tsc_early_khz=%lu", khz);
+		else
+			log_warn("host TSC frequency unknown: TCG guest may hang at boot (no tsc_early_khz)");
+	}
+#else
+	const char *base = "quiet panic=-1";
+	(void)accel;
+#endif
+	return xasprintf("console=%s %s%s%s%s", arch.console, base, tsc ? tsc : "",
+			 cfg->cmdline_extra && *cfg->cmdline_extra ? " " : "",
+			 cfg->cmdline_extra ? cfg->cmdline_extra : "");
+}
+
+static const char *machine(const char *accel)
+{
+#if defined(__x86_64__)
+	(void)accel;
+	/* No option ROMs: the kernel is loaded directly (PVH ELF entry), and
+	 * SeaBIOS's option-ROM scan is time at every boot. */
+	return "microvm,x-option-roms=off";
+#else
+	/* GICv3 where the host has one; TCG emulates the best it can. */
+	if (strcmp(accel, "kvm") == 0)
+		return "virt,gic-version=host";
+	if (strcmp(accel, "tcg") == 0)
+		return "virt,gic-version=max";
+	return "virt";
+#endif
+}
+
+static int build_argv(const struct vm_config *cfg, const char *binary, const char *accel, const char *console_path,
+		      char ***out, runm_error_t *err)
+{
+	cleanup_strv char **argv = NULL;
+	cleanup_free char *append = kernel_cmdline(cfg, accel);
+	cleanup_free char *kernel = opt_escape(cfg->kernel), *initrd = opt_escape(cfg->initrd);
+	cleanup_free char *console = opt_escape(console_path);
+	const char *v = arch.virtio;
+
+	strv_push(&argv, binary);
+	push(&argv, "-name");
+	push(&argv, "runm");
+	push(&argv, "-M");
+	push(&argv, "%s", machine(accel));
+	push(&argv, "-accel");
+	push(&argv, "%s", accel);
+	push(&argv, "-cpu");
+	push(&argv, "%s", strcmp(accel, "tcg") == 0 ? "max" : "host");
+	push(&argv, "-m");
+	push(&argv, "%u", cfg->mem_mib ? cfg->mem_mib : VM_DEFAULT_MEM_MIB);
+	push(&argv, "-smp");
+	push(&argv, "%u", cfg->vcpus ? cfg->vcpus : 1);
+	push(&argv, "-nodefaults");
+	push(&argv, "-no-user-config");
+	push(&argv, "-nographic");
+	/* A guest reboot (or a panic, with panic=-1) ends QEMU: a runm VM never restarts. */
+	push(&argv, "-no-reboot");
+	push(&argv, "-kernel");
+	push(&argv, "%s", kernel);
+	push(&argv, "-initrd");
+	push(&argv, "%s", initrd);
+	push(&argv, "-append");
+	push(&argv, "%s", append);
+
+	/* Guest console -> file, read back by vm_console_tail. */
+	push(&argv, "-chardev");
+	push(&argv, "file,id=console,path=%s", console);
+	push(&argv, "-serial");
+	push(&argv, "chardev:console");
+
+	/* Agent channel: an already connected socket (client mode on an fd). */
+	push(&argv, "-chardev");
+	push(&argv, "socket,id=agent,fd=%d", CHILD_FD_AGENT);
+	push(&argv, "-device");
+	push(&argv, "virtio-serial-%s", v);
+	push(&argv, "-device");
+	push(&argv, "virtserialport,chardev=agent,name=" VM_CHANNEL_NAME);
+
+	/* QMP, same way. */
+	push(&argv, "-chardev");
+	push(&argv, "socket,id=qmp,fd=%d", CHILD_FD_QMP);
+	push(&argv, "-mon");
+	push(&argv, "chardev=qmp,mode=control");
+
+	for (size_t i = 0; i < cfg->n_shares; i++) {
+		const struct vm_share *s = &cfg->shares[i];
+		cleanup_free char *path = NULL;
+		if (s->host_path == NULL || s->tag == NULL || *s->tag == '\0')
+			return runm_error_make(err, EINVAL, "share %zu: host path and tag are required", i);
+		/* The tag is a QEMU option value and a 9p mount source: keep it plain. */
+		if (strlen(s->tag) > 31 || strpbrk(s->tag, ",= \t\n"))
+			return runm_error_make(err, EINVAL, "share tag `%s`: at most 31 characters, no ',', '=' or spaces",
+					       s->tag);
+		path = opt_escape(s->host_path);
+		push(&argv, "-fsdev");
+		push(&argv, "local,id=fs%zu,path=%s,security_model=none%s", i, path, s->readonly ? ",readonly=on" : "");
+		push(&argv, "-device");
+		push(&argv, "virtio-9p-%s,fsdev=fs%zu,mount_tag=%s", v, i, s->tag);
+	}
+	if (cfg->network) {
+		push(&argv, "-netdev");
+		push(&argv, "user,id=net0");
+		push(&argv, "-device");
+		push(&argv, "virtio-net-%s,netdev=net0", v);
+	}
+	*out = steal_ptr(&argv);
+	return 0;
+}
+
+/* ---- QMP ---- */
+
+static void qmp_close(struct qemu_priv *q)
+{
+	close_and_reset(&q->qmp_fd);
+	q->qmp_ready = false;
+	q->len = 0;
+}
+
+/* Give up on the connection after a timeout or garbage: the stream's state
+ * is unknown (a late reply would be taken for the next command's). */
+static int qmp_fail(struct qemu_priv *q)
+{
+	qmp_close(q);
+	return -1;
+}
+
+/* Read the next QMP message (one JSON object per line) before deadline_ns. */
+static int qmp_read(struct qemu_priv *q, uint64_t deadline_ns, json_object **out, runm_error_t *err)
+{
+	for (;;) {
+		char *nl = q->len ? memchr(q->buf, '\n', q->len) : NULL;
+		struct pollfd p = { .fd = q->qmp_fd, .events = POLLIN };
+		ssize_t n;
+		int r;
+
+		if (nl) {
+			size_t llen = (size_t)(nl - q->buf) + 1;
+			json_object *o;
+			bool blank;
+			*nl = '\0';
+			blank = strspn(q->buf, " \r\t") == llen - 1;
+			o = blank ? NULL : json_tokener_parse(q->buf);
+			memmove(q->buf, q->buf + llen, q->len - llen);
+			q->len -= llen;
+			if (blank)
+				continue;
+			if (o == NULL) {
+				runm_error_make(err, EPROTO, "QMP: unparsable message");
+				return qmp_fail(q);
+			}
+			if (!json_object_is_type(o, json_type_object)) {
+				json_object_put(o);
+				runm_error_make(err, EPROTO, "QMP: message is not an object");
+				return qmp_fail(q);
+			}
+			*out = o;
+			return 0;
+		}
+		if (q->len >= QMP_MAX_MSG) {
+			runm_error_make(err, EPROTO, "QMP: message larger than %u bytes", QMP_MAX_MSG);
+			return qmp_fail(q);
+		}
+		r = poll(&p, 1, vm_ms_left(deadline_ns));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			runm_error_make(err, errno, "QMP: poll");
+			return qmp_fail(q);
+		}
+		if (r == 0) {
+			runm_error_make(err, ETIMEDOUT, "QMP: no answer from the VMM");
+			return qmp_fail(q);
+		}
+		if (q->cap - q->len < 4096) {
+			q->cap = q->cap ? q->cap * 2 : 8192;
+			q->buf = xrealloc(q->buf, q->cap);
+		}
+		n = read(q->qmp_fd, q->buf + q->len, q->cap - q->len - 1);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0) {
+			runm_error_make(err, errno, "QMP: read");
+			return qmp_fail(q);
+		}
+		if (n == 0) {
+			runm_error_make(err, EPIPE, "QMP: connection closed (the VMM exited)");
+			return qmp_fail(q);
+		}
+		q->len += (size_t)n;
+	}
+}
+
+static int qmp_send(struct qemu_priv *q, const char *cmd, runm_error_t *err)
+{
+	cleanup_free char *line = xasprintf("{\"execute\":\"%s\"}\n", cmd);
+	size_t len = strlen(line);
+	/* MSG_DONTWAIT: a few dozen bytes always fit an idle socket buffer; if
+	 * they do not, QEMU is wedged and blocking would hang us with it.
+	 * MSG_NOSIGNAL: QEMU may have exited, that is an error, not a SIGPIPE. */
+	ssize_t n = send(q->qmp_fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n < 0) {
+		runm_error_make(err, errno, "QMP: send `%s`", cmd);
+		return qmp_fail(q);
+	}
+	if ((size_t)n != len) {
+		runm_error_make(err, EAGAIN, "QMP: short send of `%s`", cmd);
+		return qmp_fail(q);
+	}
+	return 0;
+}
+
+/* Wait for the reply to the command just sent, skipping events. */
+static int qmp_wait_return(struct qemu_priv *q, const char *cmd, uint64_t deadline_ns, runm_error_t *err)
+{
+	for (;;) {
+		json_object *o = NULL, *v;
+		if (qmp_read(q, deadline_ns, &o, err) < 0)
+			return -1;
+		if (json_object_object_get_ex(o, "return", NULL)) {
+			json_object_put(o);
+			return 0;
+		}
+		if (json_object_object_get_ex(o, "error", &v)) {
+			json_object *desc = NULL;
+			json_object_object_get_ex(v, "desc", &desc);
+			/* desc comes from the VMM: bound it in the message. */
+			runm_error_make(err, EIO, "QMP %s: %.200s", cmd,
+					desc ? json_object_get_string(desc) : "error without description");
+			json_object_put(o);
+			return -1;
+		}
+		if (json_object_object_get_ex(o, "event", &v))
+			log_debug("QMP event %.64s", json_object_get_string(v));
+		json_object_put(o);
+	}
+}
+
+/* Done lazily, on the first control operation: QEMU greets as soon as the
+ * chardev is up, and the greeting simply waits in the socket until then. */
+static int qmp_handshake(struct qemu_priv *q, uint64_t deadline_ns, runm_error_t *err)
+{
+	if (q->qmp_fd < 0)
+		return runm_error_make(err, ENOTCONN, "QMP channel unusable after an earlier error");
+	if (q->qmp_ready)
+		return 0;
+	for (;;) {
+		json_object *o = NULL;
+		bool greeting;
+		if (qmp_read(q, deadline_ns, &o, err) < 0)
+			return -1;
+		greeting = json_object_object_get_ex(o, "QMP", NULL);
+		json_object_put(o);
+		if (greeting)
+			break;
+	}
+	if (qmp_send(q, "qmp_capabilities", err) < 0 || qmp_wait_return(q, "qmp_capabilities", deadline_ns, err) < 0)
+		return -1;
+	q->qmp_ready = true;
+	return 0;
+}
+
+static int qmp_execute(struct vm *vm, const char *cmd, runm_error_t *err)
+{
+	struct qemu_priv *q = vm->priv;
+	uint64_t deadline = now_mono_ns() + QMP_TIMEOUT_MS * 1000000ull;
+	if (qmp_handshake(q, deadline, err) < 0 || qmp_send(q, cmd, err) < 0 ||
+	    qmp_wait_return(q, cmd, deadline, err) < 0)
+		return runm_error_wrap(err, "VMM pid %d", (int)vm->pid);
+	return 0;
+}
+
+/* ---- backend operations ---- */
+
+/* The command line at debug level: what to paste to reproduce a boot by hand. */
+static void log_command(char *const *argv)
+{
+	cleanup_free char *line = xstrdup("");
+	for (size_t i = 0; argv && argv[i]; i++) {
+		char *next = xasprintf("%s%s'%s'", line, i ? " " : "", argv[i]);
+		free(line);
+		line = next;
+	}
+	log_debug("VMM command: %s", line);
+}
+
+static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *accel, runm_error_t *err)
+{
+	cleanup_free char *binary = NULL;
+	cleanup_strv char **argv = NULL;
+	cleanup_close int agent_host = -1, agent_vmm = -1, qmp_host = -1, qmp_vmm = -1;
+	struct qemu_priv *q;
+	int sv[2];
+
+	q = xzalloc(sizeof(*q));
+	q->qmp_fd = -1;
+	vm->priv = q;
+
+	if (find_binary(cfg, &binary, err) < 0)
+		return -1;
+	if (build_argv(cfg, binary, accel, vm->console_path, &argv, err) < 0)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return runm_error_make(err, errno, "socketpair for the agent channel");
+	agent_host = sv[0];
+	agent_vmm = sv[1];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return runm_error_make(err, errno, "socketpair for QMP");
+	qmp_host = sv[0];
+	qmp_vmm = sv[1];
+
+	/* QEMU truncates it when it opens the chardev, but if it fails before
+	 * that, a previous VM's console must not pass for this one's. */
+	if (unlink(vm->console_path) < 0 && errno != ENOENT)
+		return runm_error_make(err, errno, "remove `%s`", vm->console_path);
+	log_command(argv);
+	if (vm_spawn(vm, argv, (const int[]){ agent_vmm, qmp_vmm }, 2, err) < 0)
+		return -1;
+	/* Our copies of the VMM's ends close here (cleanup): when QEMU exits,
+	 * the channel and QMP see EOF. */
+	vm->chan_fd = steal_fd(&agent_host);
+	q->qmp_fd = steal_fd(&qmp_host);
+	return 0;
+}
+
+static int qemu_pause(struct vm *vm, runm_error_t *err)
+{
+	return qmp_execute(vm, "stop", err);
+}
+
+static int qemu_resume(struct vm *vm, runm_error_t *err)
+{
+	return qmp_execute(vm, "cont", err);
+}
+
+static int qemu_quit(struct vm *vm, uint64_t deadline_ns, runm_error_t *err)
+{
+	struct qemu_priv *q = vm->priv;
+	if (q == NULL)
+		return runm_error_make(err, ENOTCONN, "no QMP channel");
+	/* No wait for the reply: the caller waits for the exit itself. */
+	if (qmp_handshake(q, deadline_ns, err) < 0 || qmp_send(q, "quit", err) < 0)
+		return -1;
+	return 0;
+}
+
+static void qemu_release(struct vm *vm)
+{
+	struct qemu_priv *q = vm->priv;
+	if (q == NULL)
+		return;
+	qmp_close(q);
+	free(q->buf);
+	free(q);
+	vm->priv = NULL;
+}
+
+const struct vm_backend vm_qemu_backend = {
+	.name = "qemu",
+	.start = qemu_start,
+	.pause = qemu_pause,
+	.resume = qemu_resume,
+	.quit = qemu_quit,
+	.release = qemu_release,
+};

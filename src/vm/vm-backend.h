@@ -1,0 +1,67 @@
+/* vm-backend.h - what a VMM backend (qemu.c, later vfkit.c) implements and
+ * what vm.c gives it: the struct vm every backend fills in, the table of
+ * operations (kvmtool's `struct virtio_ops` style), and the shared process
+ * helpers. Internal to src/vm/. */
+#ifndef RUNM_VM_BACKEND_H
+#define RUNM_VM_BACKEND_H
+
+#include "vm.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Files every backend creates in state_dir (vm_free removes them). */
+#define VM_CONSOLE_LOG "console.log" /* the guest's console */
+#define VM_VMM_LOG "vmm.log"         /* the VMM's own stdout and stderr */
+
+struct vm_backend;
+
+struct vm {
+	const struct vm_backend *ops;
+	char *state_dir;
+	char *console_path; /* <state_dir>/console.log */
+	char *vmm_log_path; /* <state_dir>/vmm.log */
+	pid_t pid;          /* -1 until spawned */
+	int pidfd;
+	int chan_fd; /* host end of the agent channel, -1 once taken */
+	bool reaped;
+	int wstatus; /* valid once reaped */
+	void *priv;  /* the backend's own state */
+};
+
+struct vm_backend {
+	const char *name;
+	/* Build the command line for cfg and accel ("kvm", "hvf", "tcg"), create
+	 * the channel, spawn the VMM with vm_spawn() and set vm->chan_fd. */
+	int (*start)(struct vm *vm, const struct vm_config *cfg, const char *accel, runm_error_t *err);
+	/* Pause / resume all vCPUs; synchronous, bounded by a short deadline. */
+	int (*pause)(struct vm *vm, runm_error_t *err);
+	int (*resume)(struct vm *vm, runm_error_t *err);
+	/* Ask the VMM to exit, without waiting for it; give up at deadline_ns
+	 * (CLOCK_MONOTONIC). vm.c waits on the pidfd and escalates to SIGKILL. */
+	int (*quit)(struct vm *vm, uint64_t deadline_ns, runm_error_t *err);
+	/* Close the backend's fds, unlink its files, free vm->priv. */
+	void (*release)(struct vm *vm);
+};
+
+extern const struct vm_backend vm_qemu_backend;
+
+/* Spawn argv[0] (an absolute path) as the VMM: own process group, SIGKILL on
+ * parent death, stdin /dev/null, stdout/stderr to vm->vmm_log_path, default
+ * signal mask and dispositions, and no fd but pass_fds[i], which the child
+ * sees as fd 3 + i. Sets vm->pid and vm->pidfd. Returns once exec succeeded. */
+int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, runm_error_t *err);
+
+/* Wait until the VMM exits or deadline_ns passes (no reaping).
+ * Returns 1 if it exited, 0 on timeout, -1 on error. */
+int vm_wait_exit(struct vm *vm, uint64_t deadline_ns, runm_error_t *err);
+
+/* Milliseconds left until deadline_ns, for poll(2): 0 once passed. */
+int vm_ms_left(uint64_t deadline_ns);
+
+/* The last max bytes of a file, sanitized for an error message, malloc'd ("" if missing). */
+char *vm_file_tail(const char *path, size_t max);
+
+#endif
