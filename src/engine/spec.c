@@ -133,13 +133,17 @@ static void read_resources(json_object *linux_, struct spec *s)
 	json_object *quota = get_typed(cpu, "quota", json_type_int);
 	json_object *period = get_typed(cpu, "period", json_type_int);
 
+	/* Round up by division, not by adding first: the values come from the
+	 * spec and may be as large as INT64_MAX (seed resources-max.json of
+	 * fuzz_spec). */
 	if (limit && json_object_get_int64(limit) > 0) {
-		int64_t mib = (json_object_get_int64(limit) + (1 << 20) - 1) >> 20;
+		int64_t l = json_object_get_int64(limit);
+		int64_t mib = l / (1 << 20) + (l % (1 << 20) != 0);
 		s->mem_mib = (unsigned)(mib > 1 << 20 ? 1 << 20 : mib) + SPEC_VM_OVERHEAD_MIB;
 	}
 	if (quota && period && json_object_get_int64(quota) > 0 && json_object_get_int64(period) > 0) {
 		int64_t q = json_object_get_int64(quota), p = json_object_get_int64(period);
-		int64_t n = (q + p - 1) / p;
+		int64_t n = q / p + (q % p != 0);
 		s->vcpus = (unsigned)(n > 64 ? 64 : n);
 	}
 }
