@@ -222,6 +222,12 @@ int cmd_delete(const struct cli *cli, int argc, char **argv)
 	if (load(cli, argv[optind], &st) < 0)
 		return 1;
 	dir = cli_dir(cli, argv[optind]);
+	/* A monitor whose container stopped is on its way out: let it finish. */
+	if (cli_monitor_alive(&st)) {
+		cleanup_free char *status = live_status(cli, argv[optind], &st);
+		if (strcmp(status, "stopped") == 0)
+			wait_gone(st.monitor_pid, 10000);
+	}
 	if (cli_monitor_alive(&st)) {
 		if (!force) {
 			fprintf(stderr, "runm: container `%s` is running: stop it first or use --force\n", argv[optind]);

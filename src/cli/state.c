@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -103,7 +104,19 @@ void cli_state_release(struct cli_state *st)
 
 bool cli_monitor_alive(const struct cli_state *st)
 {
-	return st->monitor_pid > 0 && (kill(st->monitor_pid, 0) == 0 || errno == EPERM);
+	char path[64];
+	cleanup_free char *stat = NULL;
+	size_t len;
+	const char *p;
+
+	if (st->monitor_pid <= 0)
+		return false;
+	/* A zombie is gone too: a detached monitor's reaper may be slow, or absent. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)st->monitor_pid);
+	if (read_file_at(AT_FDCWD, path, 4096, &stat, &len, NULL) < 0)
+		return false;
+	p = strrchr(stat, ')');
+	return p != NULL && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }
 
 int cli_reopen_stdio(int fd, int flags)

@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+"""test_cli.py - the runm CLI on real VMs (TCG here): bundles built from
+busybox-static, each container in its own VM; after every test no VMM,
+container directory or mount is left."""
+import os
+import platform
+import select
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import main, test, wait_for  # noqa: E402
+import lib  # noqa: E402
+from bundle import Bundle, cli_cleanup, cli_leaks, guest_kernel, runm, runm_popen  # noqa: E402
+
+
+def cli_test(fn):
+    """A CLI test: fails on leftovers, and cleans them up either way."""
+    def wrapper():
+        try:
+            fn()
+            wait_for(lambda: not cli_leaks(), 10, "no leftovers: %s" % cli_leaks())
+        finally:
+            cli_cleanup()
+    wrapper.__name__ = fn.__name__
+    return test(wrapper, timeout=300)
+
+
+def read_until(proc, needle, timeout):
+    """Read proc.stdout until needle appears (a deadline, no sleeps)."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while needle not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no %r from the container within %ss; got %r" % (needle, timeout, buf))
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise AssertionError("stdout closed before %r; got %r" % (needle, buf))
+            buf += chunk
+    return buf
+
+
+def run_detached(*args):
+    """runm run --detach: the container keeps our stdio (as with runc), so
+    give it files, not pipes a test would wait on."""
+    with open(os.devnull, "wb") as null:
+        return runm("run", "--detach", *args, stdout=null, stderr=null)
+
+
+def state(cid):
+    import json
+    return json.loads(runm("state", cid).stdout)
+
+
+@cli_test
+def uname_shows_guest_kernel():
+    with Bundle(["uname", "-r"]) as b:
+        r = runm("run", "--bundle", b.path, "uname")
+    assert r.stdout.strip() == guest_kernel(), r
+    assert r.stdout.strip() != platform.release() or "cloud" in guest_kernel(), "host kernel inside?"
+
+
+@cli_test
+def exit_status_comes_back():
+    with Bundle(["sh", "-c", "echo out; echo err >&2; exit 42"]) as b:
+        r = runm("run", "--bundle", b.path, "exit42", check=False)
+    assert r.returncode == 42, r
+    assert r.stdout == "out\n" and r.stderr == "err\n", r
+
+
+@cli_test
+def ten_mib_through_cat_byte_exact():
+    data = os.urandom(10 << 20)
+    with Bundle(["cat"]) as b:
+        r = runm("run", "--bundle", b.path, "cat10", input=data)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout) == len(data) and r.stdout == data, "got %d bytes, differing" % len(r.stdout)
+
+
+@cli_test
+def env_cwd_and_user_honoured():
+    with Bundle(["sh", "-c", 'echo "$GREETING"; pwd; id -u; id -g'], env=["GREETING=hello runm"],
+                cwd="/tmp", uid=1000, gid=1000) as b:
+        r = runm("run", "--bundle", b.path, "envcwd")
+    assert r.stdout.splitlines() == ["hello runm", "/tmp", "1000", "1000"], r
+
+
+@cli_test
+def sigterm_reaches_the_container():
+    script = 'trap "echo got TERM; exit 7" TERM; echo ready; while :; do sleep 0.1; done'
+    with Bundle(["sh", "-c", script]) as b:
+        p = runm_popen("run", "--bundle", b.path, "term", stdin=lib.subprocess.DEVNULL,
+                       stdout=lib.subprocess.PIPE, stderr=lib.subprocess.PIPE)
+        try:
+            read_until(p, b"ready", 120)
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert p.returncode == 7, (p.returncode, out, err)
+    assert b"got TERM" in out, out
+
+
+@cli_test
+def kill_9_ends_a_process_ignoring_term():
+    with Bundle(["sh", "-c", 'trap "" TERM; while :; do sleep 0.1; done']) as b:
+        run_detached("--bundle", b.path, "stubborn")
+        assert state("stubborn")["status"] == "running"
+        runm("kill", "stubborn", "TERM")
+        # TERM is ignored: it is still running once a State round trip later.
+        assert state("stubborn")["status"] == "running"
+        runm("kill", "stubborn", "KILL")
+        wait_for(lambda: state("stubborn")["status"] == "stopped", 60, "stopped after KILL")
+        assert state("stubborn")["exitStatus"] == 137
+        runm("delete", "stubborn")
+
+
+@cli_test
+def detached_exec_list_delete():
+    with Bundle(["sleep", "1000"]) as b:
+        pidfile = os.path.join(b.path, "pid")
+        run_detached("--pid-file", pidfile, "--bundle", b.path, "det")
+        vmm = int(open(pidfile).read())
+        assert "qemu" in open("/proc/%d/cmdline" % vmm).read()
+        r = runm("exec", "det", "--", "sh", "-c", "echo hi from exec; exit 3", check=False)
+        assert r.returncode == 3 and r.stdout == "hi from exec\n", r
+        r = runm("exec", "-e", "X=1", "--cwd", "/tmp", "det", "sh", "-c", 'echo "$X $(pwd)"')
+        assert r.stdout == "1 /tmp\n", r
+        assert "det" in runm("list").stdout
+        r = runm("delete", "det", check=False)
+        assert r.returncode != 0 and "running" in r.stderr, r
+        runm("delete", "--force", "det")
+        wait_for(lambda: not os.path.exists("/proc/%d" % vmm), 10, "VMM gone")
+
+
+@cli_test
+def clear_errors_on_bad_input():
+    with Bundle(["true"]) as b:
+        r = runm("run", "--bundle", b.path + "/nope", "bad1", check=False)
+        assert r.returncode != 0 and "nope" in r.stderr, r
+        with open(os.path.join(b.path, "config.json"), "w") as f:
+            f.write("{ not json")
+        r = runm("run", "--bundle", b.path, "bad2", check=False)
+        assert r.returncode != 0 and "config.json" in r.stderr, r
+    r = runm("run", "--bundle", "/", "../x", check=False)
+    assert r.returncode != 0 and "invalid container id" in r.stderr, r
+    r = runm("exec", "ghost", "true", check=False)
+    assert r.returncode != 0 and "not running" in r.stderr, r
+    r = runm("kill", "ghost", check=False)
+    assert r.returncode != 0 and "does not exist" in r.stderr, r
+
+
+if __name__ == "__main__":
+    main()
