@@ -142,7 +142,7 @@ bench: deps all guest
 	bench/run
 
 demo: deps all guest
-	tests/demo.sh
+	tests/demo.py
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/runm
