@@ -149,6 +149,8 @@ void proc_close_child_fds(struct proc *p)
 		close_and_reset(&p->child_fds[i]);
 }
 
+static void output_ready(struct loop *l, int fd, uint32_t events, void *data);
+
 void proc_set_pty(struct proc *p, int master)
 {
 	p->terminal = true;
@@ -156,11 +158,17 @@ void proc_set_pty(struct proc *p, int master)
 	set_nonblock(master, 1);
 	p->out_r[0] = fcntl(master, F_DUPFD_CLOEXEC, 3);
 	p->in_w = fcntl(master, F_DUPFD_CLOEXEC, 3);
+	/* An exec's Stdio may be attached before its Start brought the pty. */
+	if (p->stdio != NULL && p->w_out[0] == NULL)
+		p->w_out[0] = loop_watch_fd(proc_loop, p->out_r[0], EPOLLIN, output_ready, p, NULL);
 }
 
 static void maybe_finish_stdio(struct proc *p)
 {
 	if (p->stdio == NULL || p->out_r[0] >= 0 || p->out_r[1] >= 0)
+		return;
+	/* A terminal process has no pipes: its pty arrives at Start. */
+	if (p->terminal && p->pty < 0 && p->state != PROC_STOPPED)
 		return;
 	ttrpc_stream_on_cancel(p->stdio, NULL, NULL);
 	ttrpc_reply(p->stdio, NULL);
@@ -365,5 +373,6 @@ void proc_reap(void)
 		for (size_t i = 0; i < p->n_waiters; i++)
 			answer_waiter(p, p->waiters[i]);
 		p->n_waiters = 0;
+		maybe_finish_stdio(p); /* a terminal process that never got its pty */
 	}
 }

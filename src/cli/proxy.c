@@ -69,8 +69,9 @@ static void forward(struct ttrpc_stream *s, const char *method, const uint8_t *p
 	pc = xzalloc(sizeof(*pc));
 	pc->ss = s;
 	pc->cs = ttrpc_call_raw(conn, AGENT_SERVICE, method, p, len, 0, flags, on_reply, pc);
-	if (pc->cs != NULL)
-		ttrpc_stream_on_data(pc->cs, to_client, pc);
+	if (pc->cs == NULL) /* closed: on_reply comes, deferred, and answers */
+		return;
+	ttrpc_stream_on_data(pc->cs, to_client, pc);
 	ttrpc_stream_on_data(s, to_guest, pc);
 	ttrpc_stream_on_cancel(s, on_cancel, pc);
 }

@@ -4,6 +4,7 @@
 #include "common/util.h"
 #include "proto/pb.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,7 +51,8 @@ static void on_reply(void *data, int code, const char *msg, const uint8_t *paylo
 	r->code = code;
 	r->msg = xstrdup(msg ? msg : "");
 	r->payload = xmalloc(len + 1);
-	memcpy(r->payload, payload, len);
+	if (len > 0)
+		memcpy(r->payload, payload, len);
 	r->len = len;
 }
 
@@ -63,7 +65,8 @@ int session_call(struct session *s, const char *method, const ProtobufCMessage *
 		return runm_error_make(err, 0, "%s: the container's monitor hung up", method);
 	ttrpc_call(s->conn, AGENT_SERVICE, method, req, timeout_ms, 0, on_reply, &r);
 	while (!r.done)
-		loop_run_once(s->loop, -1);
+		if (loop_run_once(s->loop, -1) < 0)
+			return runm_error_make(err, errno, "%s: event loop failed", method);
 	if (r.code != 0) {
 		runm_error_make(err, 0, "%s", r.msg);
 		free(r.msg);

@@ -23,6 +23,7 @@ struct loop_watch {
 	enum watch_kind kind;
 	int fd;
 	bool dead;
+	bool parked; /* removed from epoll while its event mask is empty */
 	loop_fd_cb cb;
 	void *data;
 	struct loop_watch *next_dead;
@@ -116,13 +117,33 @@ struct loop_watch *loop_watch_fd(struct loop *l, int fd, uint32_t events, loop_f
 	w->fd = fd;
 	w->cb = cb;
 	w->data = data;
-	return watch_add(l, w, events, err);
+	if (watch_add(l, w, events, err) == NULL)
+		return NULL;
+	/* Added once to learn that the fd can be polled at all (regular files
+	 * cannot: EPERM); with no events it then waits outside the set. */
+	if (events == 0)
+		loop_watch_mod(w, 0);
+	return w;
 }
 
 int loop_watch_mod(struct loop_watch *w, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = w };
-	return epoll_ctl(w->loop->epfd, EPOLL_CTL_MOD, w->fd, &ev);
+	int rc;
+
+	/* epoll reports EPOLLHUP and EPOLLERR whatever the mask: a watcher
+	 * paused with an empty mask on a hung-up pipe would spin. Paused
+	 * watchers leave the epoll set instead. */
+	if (events == 0) {
+		if (!w->parked && epoll_ctl(w->loop->epfd, EPOLL_CTL_DEL, w->fd, NULL) < 0)
+			return -1;
+		w->parked = true;
+		return 0;
+	}
+	rc = epoll_ctl(w->loop->epfd, w->parked ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, w->fd, &ev);
+	if (rc == 0)
+		w->parked = false;
+	return rc;
 }
 
 void loop_unwatch(struct loop_watch *w)
@@ -137,7 +158,8 @@ void loop_unwatch(struct loop_watch *w)
 	if (w->next)
 		w->next->prev = w->prev;
 	/* The fd may already be closed by its owner (then the kernel dropped it). */
-	epoll_ctl(w->loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	if (!w->parked)
+		epoll_ctl(w->loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	w->next_dead = w->loop->dead;
 	w->loop->dead = w;
 }
@@ -248,9 +270,13 @@ int loop_run_once(struct loop *l, int timeout_ms)
 	struct epoll_event evs[64];
 	int n;
 
-	run_deferred(l);
-	if (l->defer_head)
+	/* Deferred calls may have changed what the caller waits for (a
+	 * connection's close answers its pending calls): if any ran, only poll,
+	 * so the caller gets to look before we sleep. */
+	if (l->defer_head) {
+		run_deferred(l);
 		timeout_ms = 0;
+	}
 	n = epoll_wait(l->epfd, evs, (int)ARRAY_SIZE(evs), timeout_ms);
 	if (n < 0) {
 		if (errno == EINTR)

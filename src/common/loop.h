@@ -26,6 +26,8 @@ void loop_free(struct loop *loop);
 /* Watch fd for `events` (EPOLLIN, EPOLLOUT). The loop does not own fd. */
 struct loop_watch *loop_watch_fd(struct loop *loop, int fd, uint32_t events, loop_fd_cb cb, void *data,
 				 runm_error_t *err);
+/* Change the events; 0 pauses the watcher (the fd leaves the epoll set, so
+ * hang-ups and errors wait too until it is resumed). */
 int loop_watch_mod(struct loop_watch *w, uint32_t events);
 /* Stop watching; safe from inside callbacks; NULL is a no-op. Does not close the fd. */
 void loop_unwatch(struct loop_watch *w);

@@ -302,6 +302,11 @@ static int start(struct loop *loop, struct sandbox *sb, struct ttrpc_conn *conn,
 	}
 
 	req.exec_id = r->exec_id;
+	/* A deferred failure would reach a relay its caller freed on our error. */
+	if (sb != NULL ? sandbox_conn(sb) == NULL : conn == NULL) {
+		runm_error_make(err, 0, "the VM is gone");
+		goto fail;
+	}
 	if (sb != NULL)
 		r->s = sandbox_call(sb, "Stdio", &req.base, 0, TTRPC_FLAG_REMOTE_OPEN, on_reply, r);
 	else

@@ -290,12 +290,18 @@ static int read_pid_file(const char *bundle, const char *name)
 }
 
 /* Whether pid is a VMM (not a recycled pid of something else). */
-static bool is_vmm(pid_t pid)
+/* Only this container's VMM: the pid may have been reused since, even by
+ * another container's VMM, so its command line must name our state dir. */
+static bool is_vmm(pid_t pid, const char *state_dir)
 {
 	cleanup_free char *path = xasprintf("/proc/%d/cmdline", (int)pid), *text = NULL;
-	if (read_file_at(AT_FDCWD, path, 1 << 16, &text, NULL, NULL) < 0)
+	size_t len;
+	if (read_file_at(AT_FDCWD, path, 1 << 16, &text, &len, NULL) < 0)
 		return false;
-	return strstr(text, "qemu") != NULL || strstr(text, "vfkit") != NULL;
+	for (size_t i = 0; i + 1 < len; i++)
+		if (text[i] == '\0')
+			text[i] = ' ';
+	return (strstr(text, "qemu") != NULL || strstr(text, "vfkit") != NULL) && strstr(text, state_dir) != NULL;
 }
 
 static int cmd_delete(const struct opts *o)
@@ -309,9 +315,10 @@ static int cmd_delete(const struct opts *o)
 	pid_t vmm = (pid_t)read_pid_file(bundle, PATHS_VMM_PID);
 	uint64_t now;
 
-	if (vmm > 0 && is_vmm(vmm)) {
+	state = paths_state_dir(bundle);
+	if (vmm > 0 && is_vmm(vmm, state)) {
 		kill(vmm, SIGKILL);
-		for (int i = 0; i < 200 && kill(vmm, 0) == 0 && is_vmm(vmm); i++)
+		for (int i = 0; i < 200 && kill(vmm, 0) == 0 && is_vmm(vmm, state); i++)
 			usleep(10000);
 	}
 	rootfs = xasprintf("%s/rootfs", bundle);
@@ -319,7 +326,6 @@ static int cmd_delete(const struct opts *o)
 		fprintf(stderr, "runm: delete: %s\n", runm_error_msg(err));
 		runm_error_release(&err);
 	}
-	state = paths_state_dir(bundle);
 	if (rm_rf(state, &err) < 0) {
 		fprintf(stderr, "runm: delete: %s\n", runm_error_msg(err));
 		runm_error_release(&err);

@@ -402,6 +402,25 @@ static void on_agent_empty(void *data, int code, const char *msg, const uint8_t 
 		ttrpc_reply(k->s, NULL);
 }
 
+/* SIGKILL to the init must end the container even when the guest does not
+ * cooperate (a hung or hostile agent): the VM is the container, so after a
+ * grace period the VMM itself is killed, and the VM-died path reports 137. */
+#define KILL_GRACE_MS 10000
+
+static void kill_backstop(struct loop *l, void *data)
+{
+	struct call *k = data;
+	struct container *c;
+	struct process *p;
+	(void)l;
+	if (call_resolve(k, &c, &p) && !p->exited && !c->vm_dead && c->sb != NULL) {
+		log_warn("%s: init still alive %u ms after SIGKILL: killing its VM", c->id, KILL_GRACE_MS);
+		/* Our unreaped child: the pid cannot have been reused. */
+		kill(sandbox_vmm_pid(c->sb), SIGKILL);
+	}
+	free(k);
+}
+
 static void h_kill(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
 	UNPACK_OR_FAIL(req, Containerd__Task__V2__KillRequest, containerd__task__v2__kill_request__descriptor);
@@ -439,6 +458,8 @@ static void h_kill(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 	/* A created init has no process of its own yet: crun kill reaches it through --all. */
 	areq.all = req->all || (is_init && p->status == PROCESS_CREATED);
 	log_debug("%s: kill `%s` signal %u all %d", c->id, p->exec_id, req->signal, areq.all);
+	if (is_init && req->signal == SIGKILL)
+		loop_timer_add(t->loop, KILL_GRACE_MS, kill_backstop, call_new(&t->table, c, p, NULL));
 	sandbox_call(c->sb, "Signal", &areq.base, AGENT_TIMEOUT_MS, 0, on_agent_empty, call_new(&t->table, c, p, s));
 }
 

@@ -154,6 +154,10 @@ struct ttrpc_stream *ttrpc_call(struct ttrpc_conn *c, const char *service, const
 
 void ttrpc_call_abandon(struct ttrpc_stream *s)
 {
-	if (s)
+	/* Neither callback may run any more: the caller frees what they point at. */
+	if (s) {
 		s->reply_cb = NULL;
+		s->data_cb = NULL;
+		s->data_ud = NULL;
+	}
 }

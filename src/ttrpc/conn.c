@@ -227,6 +227,12 @@ static bool header_ok(struct ttrpc_conn *c, const struct ttrpc_header *h)
 	}
 	switch (h->type) {
 	case TTRPC_REQUEST:
+		/* A client-only connection serves nothing: a peer sending
+		 * requests anyway could make us queue answers without end. */
+		if (c->srv == NULL) {
+			tt_conn_fail(c, "request on a client-only connection");
+			return false;
+		}
 		if ((h->stream_id & 1) == 0) {
 			tt_conn_fail(c, "request on even stream id %u", h->stream_id);
 			return false;
