@@ -4,6 +4,7 @@
  * reaps every child (orphans included, as a PID 1 must). When the host goes
  * away or asks for it, the VM powers off. */
 #include "boot.h"
+#include "net.h"
 #include "proc.h"
 #include "service.h"
 #include "common/log.h"
@@ -68,6 +69,11 @@ static int agent_main(runm_error_t *err)
 	log_init("runm-agent", LOG_LVL_INFO);
 	boot_load_modules();
 	mkdir("/run/runm", 0700);
+	/* Not fatal: a container without network still runs (and says why in the console). */
+	if (net_setup(err) < 0) {
+		log_warn("network: %s", runm_error_msg(*err));
+		runm_error_release(err);
+	}
 	if (loop_new(&loop, err) < 0)
 		return -1;
 	sigemptyset(&set);

@@ -5,6 +5,7 @@
 #include "service.h"
 #include "boot.h"
 #include "crun.h"
+#include "net.h"
 #include "proc.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -210,9 +211,16 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 			goto undo;
 		}
 	}
-	if (write_file_atomic(BUNDLE "/config.json", req->config_json.data, req->config_json.len, 0600, &err) < 0) {
-		reply_err(s, TTRPC_INTERNAL, &err);
-		goto undo;
+	{
+		/* With network, the container gets the VM's resolv.conf and hosts (net.h). */
+		size_t n = req->config_json.len;
+		cleanup_free char *cfg = net_container_config((const char *)req->config_json.data, n,
+								BUNDLE "/rootfs", &n);
+		if (write_file_atomic(BUNDLE "/config.json", cfg ? (const void *)cfg : req->config_json.data, n, 0600,
+				      &err) < 0) {
+			reply_err(s, TTRPC_INTERNAL, &err);
+			goto undo;
+		}
 	}
 	p = proc_new("");
 	p->terminal = req->terminal;

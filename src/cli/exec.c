@@ -22,8 +22,13 @@
 #include <termios.h>
 #include <unistd.h>
 
+/* How long output may stay open after the process exited (a background
+ * child holding it): then we stop waiting for it, as the shim does. */
+#define EXEC_DRAIN_MS 5000
+
 struct exec {
 	struct session *s;
+	struct loop_timer *drain;
 	char exec_id[64];
 	struct relay *relay;
 	int tty;
@@ -43,6 +48,15 @@ static void finish(struct exec *x, int status, runm_error_t *err)
 	loop_quit(x->s->loop);
 }
 
+static void drain_deadline(struct loop *l, void *data)
+{
+	struct exec *x = data;
+	(void)l;
+	x->drain = NULL;
+	log_warn("output of %s still open %d ms after it exited: not waiting for it", x->exec_id, EXEC_DRAIN_MS);
+	finish(x, x->status, NULL);
+}
+
 static void on_wait(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
 {
 	struct exec *x = data;
@@ -57,6 +71,8 @@ static void on_wait(void *data, int code, const char *msg, const uint8_t *payloa
 	x->waited = true;
 	if (x->relayed)
 		finish(x, x->status, NULL);
+	else
+		x->drain = loop_timer_add(x->s->loop, EXEC_DRAIN_MS, drain_deadline, x);
 }
 
 static void on_relay_done(struct relay *r, runm_error_t *err, void *data)
@@ -65,8 +81,11 @@ static void on_relay_done(struct relay *r, runm_error_t *err, void *data)
 	(void)r;
 	(void)err;
 	x->relayed = true;
-	if (x->waited)
+	if (x->waited) {
+		loop_timer_cancel(x->drain);
+		x->drain = NULL;
 		finish(x, x->status, NULL);
+	}
 }
 
 static void resize(struct exec *x)

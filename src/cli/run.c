@@ -216,12 +216,8 @@ static void on_create(void *data, int code, const char *msg, const uint8_t *payl
 	}
 	write_state(m, "created");
 	if (stdio_fds(m, fds, &err) < 0 ||
-	    relay_start(m->loop, m->sb, "", fds[0], fds[1], fds[2], on_relay_done, m, &m->relay, &err) < 0) {
-		for (int i = 0; i < 3; i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
-		return fail(m, &err);
-	}
+	    relay_start(m->loop, m->sb, "", fds[0], fds[1], fds[2], on_relay_done, m, &m->relay, &err) < 0)
+		return fail(m, &err); /* relay_start closed the fds */
 	set_raw(m);
 	sreq.exec_id = "";
 	sandbox_call(m->sb, "Start", &sreq.base, 60000, 0, on_start, m);
@@ -250,8 +246,8 @@ static void on_vmm_exit(struct sandbox *sb, void *data)
 		return;
 	runm_error_make(&err, 0, "the VM of container %s exited unexpectedly; guest console:\n%s", m->id,
 			tail ? tail : "");
-	m->failure = err;
-	finish(m, 137);
+	fail(m, &err);
+	m->exit_status = 137;
 }
 
 static void on_signal(struct loop *l, int signo, void *data)
@@ -310,7 +306,8 @@ static int detach(struct monitor *m, runm_error_t *err)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: runm run [--bundle DIR] [--detach] [--pid-file PATH] [--console-socket PATH] ID\n");
+	fprintf(stderr, "usage: runm run [--bundle DIR] [--detach] [--pid-file PATH] [--console-socket PATH]\n"
+			"                [-p|--publish [IP:]HOSTPORT:PORT[/tcp|udp]]... ID\n");
 }
 
 static void cleanup(struct monitor *m, bool keep_state)
@@ -349,25 +346,28 @@ int cmd_run(const struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "bundle", required_argument, NULL, 'b' },	{ "detach", no_argument, NULL, 'd' },
-		{ "pid-file", required_argument, NULL, 'p' },	{ "console-socket", required_argument, NULL, 'c' },
+		{ "pid-file", required_argument, NULL, 'i' },	{ "console-socket", required_argument, NULL, 'c' },
 		{ "no-pivot", no_argument, NULL, 'P' },	{ "no-new-keyring", no_argument, NULL, 'K' },
-		{ "help", no_argument, NULL, 'h' },		{ NULL, 0, NULL, 0 },
+		{ "publish", required_argument, NULL, 'p' },	{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct monitor m = { .report_fd = -1, .tty = -1 };
 	cleanup_error runm_error_t err = NULL;
 	const char *bundle = ".";
 	bool detached = false;
+	cleanup_strv char **publish = NULL; /* -p values, added to the spec's ports once it is loaded */
 	char bundle_abs[PATH_MAX];
 	struct sandbox_config cfg = { 0 };
 	sigset_t sigs;
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+b:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+b:dp:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b': bundle = optarg; break;
 		case 'd': detached = true; break;
-		case 'p': m.pid_file = optarg; break;
+		case 'i': m.pid_file = optarg; break;
+		case 'p': strv_push(&publish, optarg); break;
 		case 'c': m.console_socket = optarg; break;
 		case 'P':
 		case 'K': break; /* runc flags that mean nothing in a VM */
@@ -391,12 +391,21 @@ int cmd_run(const struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "runm: %s\n", runm_error_msg(err));
 		return 1;
 	}
+	for (size_t i = 0; publish && publish[i]; i++) {
+		if (spec_add_ports(&m.spec, publish[i], "--publish", &err) < 0) {
+			fprintf(stderr, "runm: %s\n", runm_error_msg(err));
+			spec_release(&m.spec);
+			return 1;
+		}
+	}
 	m.dir = cli_dir(cli, m.id);
-	if (mkdir_p(cli->root, 0700, &err) < 0 || (mkdir(m.dir, 0700) < 0 && errno == EEXIST)) {
-		if (err == NULL)
+	if (mkdir_p(cli->root, 0700, &err) < 0 || mkdir(m.dir, 0700) < 0) {
+		if (err != NULL)
+			fprintf(stderr, "runm: %s\n", runm_error_msg(err));
+		else if (errno == EEXIST)
 			fprintf(stderr, "runm: container `%s` already exists (runm delete %s)\n", m.id, m.id);
 		else
-			fprintf(stderr, "runm: %s\n", runm_error_msg(err));
+			fprintf(stderr, "runm: create `%s`: %s\n", m.dir, strerror(errno));
 		spec_release(&m.spec);
 		free(m.dir);
 		return 1;
@@ -422,6 +431,7 @@ int cmd_run(const struct cli *cli, int argc, char **argv)
 	cfg.id = m.id;
 	cfg.state_dir = m.dir;
 	cfg.spec = &m.spec;
+	cfg.network = true;
 	if (sandbox_start(m.loop, &cfg, on_ready, on_vmm_exit, &m, &m.sb, &err) < 0)
 		goto out;
 	loop_run(m.loop);

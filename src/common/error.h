@@ -1,6 +1,6 @@
 /* error.h - runm's one error type, carried through every layer.
  *
- * Contract (docs/errors.md): a function that can fail takes `runm_error_t *err`
+ * Contract: a function that can fail takes `runm_error_t *err`
  * as its last argument, returns >= 0 on success and a negative value on
  * failure after filling *err. Each layer may add context with
  * runm_error_wrap(); only the entry point (main, an RPC handler) prints or

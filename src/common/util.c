@@ -47,7 +47,7 @@ char *xstrdup(const char *s)
 {
 	char *r = strdup(s ? s : "");
 	if (r == NULL)
-		oom(strlen(s));
+		oom(s ? strlen(s) : 1);
 	return r;
 }
 
@@ -189,7 +189,8 @@ int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *le
 
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode, runm_error_t *err)
 {
-	cleanup_free char *tmp = xasprintf("%s.tmp", path);
+	/* Per-process temp name: two writers must not share (and rename) one file. */
+	cleanup_free char *tmp = xasprintf("%s.%d.tmp", path, (int)getpid());
 	cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 
 	if (fd < 0)
@@ -199,7 +200,9 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
 		unlink(tmp);
 		return runm_error_make(err, e, "write `%s`", tmp);
 	}
-	if (rename(tmp, path) < 0) {
+	/* Durable before visible: a crash must not leave an empty file behind
+	 * the final name. */
+	if (fsync(fd) < 0 || rename(tmp, path) < 0) {
 		int e = errno;
 		unlink(tmp);
 		return runm_error_make(err, e, "rename `%s` to `%s`", tmp, path);
@@ -295,9 +298,12 @@ uint64_t now_real_ns(void)
 	return clock_ns(CLOCK_REALTIME);
 }
 
-static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len, runm_error_t *err)
+/* A close-on-exec unix stream socket and the address for path. */
+static int unix_socket(const char *path, struct sockaddr_un *sa, socklen_t *len, runm_error_t *err)
 {
 	size_t n = strlen(path);
+	int fd;
+
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
 	if (n == 0 || n >= sizeof(sa->sun_path))
@@ -306,20 +312,20 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len, r
 	if (path[0] == '@')
 		sa->sun_path[0] = '\0';
 	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (path[0] == '@' ? 0 : 1));
-	return 0;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return runm_error_make(err, errno, "socket");
+	return fd;
 }
 
 int unix_listen(const char *path, runm_error_t *err)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
-	cleanup_close int fd = -1;
+	cleanup_close int fd = unix_socket(path, &sa, &len, err);
 
-	if (unix_addr(path, &sa, &len, err) < 0)
-		return -1;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return runm_error_make(err, errno, "socket");
+		return -1;
 	if (path[0] != '@')
 		unlink(path);
 	if (bind(fd, (struct sockaddr *)&sa, len) < 0)
@@ -333,13 +339,10 @@ int unix_connect(const char *path, runm_error_t *err)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
-	cleanup_close int fd = -1;
+	cleanup_close int fd = unix_socket(path, &sa, &len, err);
 
-	if (unix_addr(path, &sa, &len, err) < 0)
-		return -1;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return runm_error_make(err, errno, "socket");
+		return -1;
 	if (connect(fd, (struct sockaddr *)&sa, len) < 0)
 		return runm_error_make(err, errno, "connect to `%s`", path);
 	return steal_fd(&fd);

@@ -211,6 +211,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 		  sandbox_exit_fn exited, void *data, struct sandbox **out, runm_error_t *err)
 {
 	cleanup_free char *kernel = NULL, *initrd = NULL;
+	cleanup_free struct vm_port *ports = NULL;
 	struct vm_share *shares;
 	struct vm_config vc = { 0 };
 	struct sandbox *sb;
@@ -235,7 +236,18 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	vc.vcpus = cfg->vcpus ? cfg->vcpus : sp->vcpus;
 	vc.shares = shares;
 	vc.n_shares = sp->n_shares + 1;
-	vc.network = cfg->network;
+	/* The spec can turn networking off (io.runm.network=none), not on. */
+	vc.network = cfg->network && sp->network;
+	if (sp->n_ports > 0) {
+		ports = xzalloc(sp->n_ports * sizeof(*ports));
+		for (size_t i = 0; i < sp->n_ports; i++)
+			ports[i] = (struct vm_port){ .host_ip = sp->ports[i].host_ip,
+						     .host_port = sp->ports[i].host_port,
+						     .guest_port = sp->ports[i].container_port,
+						     .proto = sp->ports[i].udp ? VM_PROTO_UDP : VM_PROTO_TCP };
+		vc.ports = ports;
+		vc.n_ports = sp->n_ports;
+	}
 	vc.state_dir = cfg->state_dir;
 
 	sb = xzalloc(sizeof(*sb));
@@ -281,6 +293,8 @@ struct ttrpc_stream *sandbox_call(struct sandbox *sb, const char *method, const 
 				  uint64_t timeout_ms, uint8_t flags, ttrpc_reply_fn cb, void *data)
 {
 	if (sb->conn == NULL || sb->stopped) {
+		if (cb == NULL)
+			return NULL;
 		/* Keep ttrpc's promise: the callback always runs, never re-entrantly. */
 		struct gone_call *g = xzalloc(sizeof(*g));
 		g->cb = cb;

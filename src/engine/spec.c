@@ -2,12 +2,14 @@
 #include "spec.h"
 #include "common/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define CONFIG_MAX (4u << 20)
@@ -50,6 +52,31 @@ static void add_share(struct spec *s, const char *host, bool ro)
 	s->n_shares++;
 }
 
+/* `path` without repeated slashes, "." components or a trailing slash.
+ * Lexical only: ".." stays (only realpath may resolve it). */
+static char *clean_path(const char *path)
+{
+	char *out = xmalloc(strlen(path) + 2);
+	size_t o = 0;
+
+	for (const char *p = path, *e; *p; p = e) {
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			break;
+		e = strchrnul(p, '/');
+		if (e - p == 1 && p[0] == '.')
+			continue;
+		out[o++] = '/';
+		memcpy(out + o, p, (size_t)(e - p));
+		o += (size_t)(e - p);
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	return out;
+}
+
 /* Bind mounts: share each source directory on its own; a file is reached
  * through a share of its directory (9p shares directories only). */
 static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
@@ -67,6 +94,7 @@ static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
 		bool is_bind = (type && strcmp(json_object_get_string(type), "bind") == 0) ||
 			       has_option(opts, "bind") || has_option(opts, "rbind");
 		cleanup_free char *real = NULL;
+		cleanup_free char *clean = NULL;
 		cleanup_free char *guest = NULL;
 
 		if (!json_object_is_type(m, json_type_object))
@@ -81,7 +109,8 @@ static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
 		real = realpath(source, NULL);
 		if (real == NULL || stat(real, &st) < 0)
 			return runm_error_make(err, errno, "bind mount source `%s`", source);
-		if (strcmp(real, source) != 0) {
+		clean = clean_path(source); /* "/srv/data/" names /srv/data: no symlink there */
+		if (strcmp(real, clean) != 0) {
 			/* A symlink anywhere in the path could point outside what was asked. */
 			return runm_error_make(err, 0, "bind mount source `%s` resolves to `%s`: give the real path",
 					       source, real);
@@ -148,6 +177,170 @@ static void read_resources(json_object *linux_, struct spec *s)
 	}
 }
 
+/* ---- networking annotations ---- */
+
+/* A port number: decimal digits only, 1 to 65535. */
+static bool parse_port(const char *str, unsigned short *out)
+{
+	unsigned long v = 0;
+	size_t len = strlen(str);
+
+	if (len == 0 || len > 5)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (str[i] < '0' || str[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long)(str[i] - '0');
+	}
+	if (v == 0 || v > 65535)
+		return false;
+	*out = (unsigned short)v;
+	return true;
+}
+
+static int add_port(struct spec *s, const char *ip, unsigned short host_port, unsigned short container_port,
+		    bool udp, const char *origin, runm_error_t *err)
+{
+	struct in_addr a;
+	struct spec_port *p;
+
+	if (!s->network)
+		return runm_error_make(err, 0, "%s: published ports need networking, but " SPEC_ANN_NETWORK " is none",
+				       origin);
+	if (s->n_ports >= SPEC_MAX_PORTS)
+		return runm_error_make(err, 0, "%s: more than %d published ports", origin, SPEC_MAX_PORTS);
+	/* IPv4 only: QEMU's hostfwd (7.2) takes nothing else. */
+	if (ip && *ip && inet_pton(AF_INET, ip, &a) != 1)
+		return runm_error_make(err, 0, "%s: host address `%s` is not an IPv4 address", origin, ip);
+	s->ports = xrealloc(s->ports, (s->n_ports + 1) * sizeof(*s->ports));
+	p = &s->ports[s->n_ports++];
+	p->host_ip = ip && *ip ? xstrdup(ip) : NULL;
+	p->host_port = host_port;
+	p->container_port = container_port;
+	p->udp = udp;
+	return 0;
+}
+
+/* One "[IP:]HOSTPORT:PORT[/tcp|udp]": Docker's -p syntax, without ranges
+ * and without a random host port (the host port must be known to publish it). */
+static int parse_port_entry(struct spec *s, const char *entry, const char *origin, runm_error_t *err)
+{
+	cleanup_free char *e = xstrdup(entry);
+	char *proto = strchr(e, '/');
+	char *colon, *ip = NULL, *host = e, *guest;
+	unsigned short hp, cp;
+	bool udp = false;
+
+	if (proto) {
+		*proto++ = '\0';
+		udp = strcmp(proto, "udp") == 0;
+		if (!udp && strcmp(proto, "tcp") != 0)
+			return runm_error_make(err, 0, "%s: `%s`: the protocol is tcp or udp", origin, entry);
+	}
+	colon = strrchr(e, ':');
+	if (colon == NULL)
+		return runm_error_make(err, 0, "%s: `%s`: expected [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]", origin,
+				       entry);
+	*colon = '\0';
+	guest = colon + 1;
+	colon = strrchr(e, ':');
+	if (colon) {
+		*colon = '\0';
+		ip = e;
+		host = colon + 1;
+	}
+	if (!parse_port(host, &hp) || !parse_port(guest, &cp))
+		return runm_error_make(err, 0, "%s: `%s`: ports are numbers from 1 to 65535", origin, entry);
+	return add_port(s, ip, hp, cp, udp, origin, err);
+}
+
+int spec_add_ports(struct spec *s, const char *list, const char *origin, runm_error_t *err)
+{
+	cleanup_free char *copy = xstrdup(list);
+	char *save = NULL;
+
+	for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+		size_t n;
+		e += strspn(e, " \t");
+		n = strlen(e);
+		while (n > 0 && (e[n - 1] == ' ' || e[n - 1] == '\t'))
+			e[--n] = '\0';
+		if (n > 0 && parse_port_entry(s, e, origin, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* nerdctl's label: [{"HostPort":8080,"ContainerPort":80,"Protocol":"tcp","HostIP":"0.0.0.0"}]
+ * (gocni.PortMapping), copied into the spec's annotations. */
+static int parse_nerdctl_ports(struct spec *s, const char *value, runm_error_t *err)
+{
+	cleanup_json json_object *list = json_tokener_parse(value);
+	size_t n;
+
+	if (list == NULL || !json_object_is_type(list, json_type_array))
+		return runm_error_make(err, 0, "annotation " SPEC_ANN_NERDCTL_PORTS ": not a JSON array");
+	n = json_object_array_length(list);
+	for (size_t i = 0; i < n; i++) {
+		json_object *m = json_object_array_get_idx(list, i);
+		json_object *hp = get_typed(m, "HostPort", json_type_int);
+		json_object *cp = get_typed(m, "ContainerPort", json_type_int);
+		json_object *proto = get_typed(m, "Protocol", json_type_string);
+		json_object *ip = get_typed(m, "HostIP", json_type_string);
+		int64_t h = hp ? json_object_get_int64(hp) : 0, c = cp ? json_object_get_int64(cp) : 0;
+		const char *pr = proto ? json_object_get_string(proto) : "tcp";
+		bool udp = strcasecmp(pr, "udp") == 0;
+
+		if (h < 1 || h > 65535 || c < 1 || c > 65535)
+			return runm_error_make(err, 0,
+					       "annotation " SPEC_ANN_NERDCTL_PORTS
+					       "[%zu]: HostPort and ContainerPort must be numbers from 1 to 65535",
+					       i);
+		if (!udp && strcasecmp(pr, "tcp") != 0 && pr[0] != '\0')
+			return runm_error_make(err, 0, "annotation " SPEC_ANN_NERDCTL_PORTS "[%zu]: protocol `%s`: tcp or udp",
+					       i, pr);
+		if (add_port(s, ip ? json_object_get_string(ip) : NULL, (unsigned short)h, (unsigned short)c, udp,
+			     "annotation " SPEC_ANN_NERDCTL_PORTS, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Annotations are strings (OCI runtime spec, "Annotations"): another type is an error, not ignored. */
+static int get_annotation(json_object *ann, const char *key, const char **out, runm_error_t *err)
+{
+	json_object *v = NULL;
+
+	*out = NULL;
+	if (ann == NULL || !json_object_object_get_ex(ann, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return runm_error_make(err, 0, "config.json: annotation %s is not a string", key);
+	*out = json_object_get_string(v);
+	return 0;
+}
+
+static int read_network(json_object *root, struct spec *s, runm_error_t *err)
+{
+	json_object *ann = get_typed(root, "annotations", json_type_object);
+	const char *net, *ports, *nerdctl;
+
+	if (get_annotation(ann, SPEC_ANN_NETWORK, &net, err) < 0 ||
+	    get_annotation(ann, SPEC_ANN_PORTS, &ports, err) < 0 ||
+	    get_annotation(ann, SPEC_ANN_NERDCTL_PORTS, &nerdctl, err) < 0)
+		return -1;
+	s->network = true;
+	if (net && strcmp(net, "none") == 0)
+		s->network = false;
+	else if (net && strcmp(net, "user") != 0)
+		return runm_error_make(err, 0, "annotation " SPEC_ANN_NETWORK ": `%s`: user or none", net);
+	if (ports && spec_add_ports(s, ports, "annotation " SPEC_ANN_PORTS, err) < 0)
+		return -1;
+	if (nerdctl && parse_nerdctl_ports(s, nerdctl, err) < 0)
+		return -1;
+	return 0;
+}
+
 int spec_prepare(const char *bundle, const char *json, size_t len, struct spec *s, runm_error_t *err)
 {
 	cleanup_json json_object *root = NULL;
@@ -190,6 +383,8 @@ int spec_prepare(const char *bundle, const char *json, size_t len, struct spec *
 	linux_ = get_typed(root, "linux", json_type_object);
 	rewrite_namespaces(linux_);
 	read_resources(linux_, s);
+	if (read_network(root, s, err) < 0)
+		goto fail;
 	/* Host-side settings the guest cannot honour. */
 	json_object_object_del(root, "hooks");
 	json_object_object_del(proc, "apparmorProfile");
@@ -225,6 +420,9 @@ void spec_release(struct spec *s)
 		free(s->shares[i].guest_path);
 	}
 	free(s->shares);
+	for (size_t i = 0; i < s->n_ports; i++)
+		free(s->ports[i].host_ip);
+	free(s->ports);
 	free(s->guest_json);
 	free(s->rootfs);
 	memset(s, 0, sizeof(*s));

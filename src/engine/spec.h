@@ -1,7 +1,8 @@
 /* spec.h - turn a host OCI bundle's config.json into what the guest runs:
  * the rootfs and every bind mount become 9p shares, host-only settings
  * (network namespace paths, hooks, LSM labels) are dropped, and the
- * container's resource limits size its VM. Untrusted input: every field is
+ * container's resource limits size its VM, and its annotations give the
+ * VM's network and published ports. Untrusted input: every field is
  * type-checked, and errors name the field. */
 #ifndef RUNM_ENGINE_SPEC_H
 #define RUNM_ENGINE_SPEC_H
@@ -24,6 +25,20 @@ struct spec_share {
 	bool readonly;
 };
 
+/* Annotations read for networking (README.md, "Networking"). */
+#define SPEC_ANN_PORTS "io.runm.ports"       /* "[IP:]HOSTPORT:PORT[/tcp|udp],..." */
+#define SPEC_ANN_NERDCTL_PORTS "nerdctl/ports" /* nerdctl's JSON list of port mappings */
+#define SPEC_ANN_NETWORK "io.runm.network"   /* "user" (default) or "none" */
+/* At most this many published ports per container. */
+#define SPEC_MAX_PORTS 64
+
+struct spec_port {
+	char *host_ip; /* IPv4 address to listen on; NULL = all (0.0.0.0) */
+	unsigned short host_port;
+	unsigned short container_port;
+	bool udp;
+};
+
 struct spec {
 	char *guest_json;  /* config.json for the guest, NUL-terminated */
 	char *rootfs;      /* host directory to share as the rootfs */
@@ -33,6 +48,9 @@ struct spec {
 	size_t n_shares;
 	unsigned mem_mib;  /* 0 = no limit in the spec */
 	unsigned vcpus;    /* 0 = no CPU limit in the spec */
+	bool network;      /* user-mode NAT in the VM: on unless io.runm.network=none */
+	struct spec_port *ports; /* published ports, from the annotations (and `runm run -p`) */
+	size_t n_ports;
 };
 
 /* Parse `json` (the bundle's config.json; bundle is its directory) into *out. */
@@ -40,5 +58,8 @@ int spec_prepare(const char *bundle, const char *json, size_t len, struct spec *
 /* Read <bundle>/config.json and prepare it. */
 int spec_load(const char *bundle, struct spec *out, runm_error_t *err);
 void spec_release(struct spec *s);
+/* Append the ports of `list` ("[IP:]HOSTPORT:PORT[/tcp|udp]", comma-separated)
+ * to s->ports; `origin` names where the list came from, for errors. */
+int spec_add_ports(struct spec *s, const char *list, const char *origin, runm_error_t *err);
 
 #endif

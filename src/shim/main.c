@@ -147,14 +147,11 @@ static char *grouping_id(const char *bundle, const char *id)
 	return res ? res : xstrdup(id);
 }
 
+/* Whether a live shim answers on path. */
 static int socket_connectable(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
-		return 0;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	return connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	cleanup_close int fd = unix_connect(path, NULL);
+	return fd >= 0;
 }
 
 /* Bind and listen on path; *reuse set (and -1 returned without error) if a

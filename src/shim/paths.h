@@ -7,7 +7,7 @@
 /* Directory of shim sockets, as containerd's shim package uses. */
 #define PATHS_SOCKET_DIR "/run/containerd/s"
 /* Parent of the VMs' state directories (short: they hold unix sockets). */
-#define PATHS_STATE_ROOT "/run/runm"
+#define PATHS_STATE_ROOT "/run/runm/shim"
 
 /* Files in the bundle: the shim's pid, the VMM's pid, the init's guest pid. */
 #define PATHS_SHIM_PID "shim.pid"
@@ -17,7 +17,7 @@
 /* /run/containerd/s/<hex(sha256(address/ns/id))>, malloc'd. */
 char *paths_socket(const char *address, const char *ns, const char *id);
 
-/* /run/runm/<first 20 hex digits of sha256(bundle)>, malloc'd. */
+/* /run/runm/shim/<first 20 hex digits of sha256(bundle)>, malloc'd. */
 char *paths_state_dir(const char *bundle);
 
 #endif

@@ -18,6 +18,17 @@ struct vm_share {
 	bool readonly;
 };
 
+/* A published port: the VMM listens on host_ip:host_port and forwards each
+ * connection (tcp) or datagram (udp) to guest_port inside the VM. */
+enum vm_proto { VM_PROTO_TCP, VM_PROTO_UDP };
+
+struct vm_port {
+	const char *host_ip; /* IPv4 address to listen on; NULL or "" = 0.0.0.0 (all, as Docker does) */
+	unsigned short host_port;
+	unsigned short guest_port;
+	enum vm_proto proto;
+};
+
 struct vm_config {
 	const char *kernel;       /* path to the guest kernel */
 	const char *initrd;       /* path to the guest initramfs */
@@ -27,6 +38,8 @@ struct vm_config {
 	const struct vm_share *shares;
 	size_t n_shares;
 	bool network;              /* user-mode NAT networking (virtio-net) */
+	const struct vm_port *ports; /* published ports (network only); each host port is checked free first */
+	size_t n_ports;
 	const char *state_dir;     /* existing private dir for the VM's sockets and console log */
 	const char *backend;       /* NULL = "qemu" (or $RUNM_VMM) */
 	const char *accel;         /* NULL = auto: kvm if /dev/kvm usable, hvf on macOS, else tcg ($RUNM_ACCEL overrides) */
@@ -40,7 +53,8 @@ struct vm_config {
 struct vm;
 
 /* Start the VMM. Returns once the process runs; the guest is still booting.
- * The VMM is in its own process group and gets SIGKILL if its parent dies. */
+ * The VMM is in its own process group and gets SIGKILL if its parent dies.
+ * A published host port already in use fails here, with an error naming it. */
 int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err);
 
 /* The host end of the agent channel: a connected stream socket, owned by the

@@ -15,8 +15,10 @@ from lib import BIN, BUILD, run
 
 BUSYBOX = "/bin/busybox"
 APPLETS = ["sh", "cat", "echo", "uname", "id", "pwd", "env", "sleep", "true", "false", "ls", "head",
-           "wc", "sha256sum", "touch", "mkdir", "rm", "stat", "tty", "stty", "ps", "kill", "dd"]
-ROOT = os.environ.get("RUNM_TEST_ROOT") or os.path.join(tempfile.gettempdir(), "runm-test-root")
+           "wc", "sha256sum", "touch", "mkdir", "rm", "stat", "tty", "stty", "ps", "kill", "dd",
+           "httpd", "wget", "nc", "ip", "ifconfig"]
+# Per test process: test files running side by side must not clean up each other's containers.
+ROOT = os.environ.get("RUNM_TEST_ROOT") or os.path.join(tempfile.gettempdir(), "runm-test-root-%d" % os.getpid())
 RUNM_BIN = os.path.join(BIN, "runm")
 
 

@@ -32,7 +32,7 @@ MTIME = 1700000000  # fixed, for reproducible digests
 # Applets the tests rely on; checked against the busybox binary so a missing one
 # is a clear error here rather than a puzzling "not found" inside a container.
 REQUIRED = ["sh", "echo", "cat", "sleep", "true", "false", "id", "pwd", "env", "uname",
-            "ls", "tty", "stty", "httpd", "wget", "nc", "ps", "kill", "head", "dd",
+            "ls", "tty", "stty", "httpd", "wget", "nc", "ip", "ifconfig", "ps", "kill", "head", "dd",
             "sha256sum", "md5sum", "seq"]
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n" \

@@ -1,0 +1,315 @@
+/* net.c - see net.h. Plain ioctls (SIOCSIFADDR, SIOCSIFNETMASK, SIOCSIFFLAGS,
+ * SIOCADDRT): the fixed slirp plan needs no netlink and no DHCP client. */
+#include "net.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NIC "eth0"
+#define RESOLV_CONF "/run/runm/resolv.conf"
+#define HOSTS "/run/runm/hosts"
+
+static bool configured;
+
+static void ifr_init(struct ifreq *ifr, const char *name)
+{
+	memset(ifr, 0, sizeof(*ifr));
+	snprintf(ifr->ifr_name, sizeof(ifr->ifr_name), "%s", name);
+}
+
+static void sin_set(struct sockaddr *sa, const char *addr)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	inet_pton(AF_INET, addr, &sin.sin_addr);
+	memcpy(sa, &sin, sizeof(sin));
+}
+
+static int if_up(int fd, const char *name, runm_error_t *err)
+{
+	struct ifreq ifr;
+
+	ifr_init(&ifr, name);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		return runm_error_make(err, errno, "%s: get flags", name);
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		return runm_error_make(err, errno, "%s: bring up", name);
+	return 0;
+}
+
+static int if_set(int fd, const char *name, unsigned long req, const char *what, const char *addr,
+		  runm_error_t *err)
+{
+	struct ifreq ifr;
+
+	ifr_init(&ifr, name);
+	sin_set(&ifr.ifr_addr, addr);
+	if (ioctl(fd, req, &ifr) < 0)
+		return runm_error_make(err, errno, "%s: set %s %s", name, what, addr);
+	return 0;
+}
+
+static int default_route(int fd, runm_error_t *err)
+{
+	struct rtentry rt;
+
+	memset(&rt, 0, sizeof(rt));
+	sin_set(&rt.rt_dst, "0.0.0.0");
+	sin_set(&rt.rt_genmask, "0.0.0.0");
+	sin_set(&rt.rt_gateway, NET_GATEWAY);
+	rt.rt_flags = RTF_UP | RTF_GATEWAY;
+	rt.rt_dev = (char *)NIC;
+	if (ioctl(fd, SIOCADDRT, &rt) < 0 && errno != EEXIST)
+		return runm_error_make(err, errno, "default route via " NET_GATEWAY);
+	return 0;
+}
+
+static void sysctl_set(const char *path, const char *value)
+{
+	cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write_all(fd, value, strlen(value)) < 0)
+		log_warn("set `%s`: %s", path, strerror(errno));
+}
+
+int net_setup(runm_error_t *err)
+{
+	static const char resolv[] = "nameserver " NET_DNS "\n";
+	static const char hosts[] = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+	cleanup_close int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return runm_error_make(err, errno, "socket for interface configuration");
+	if (if_up(fd, "lo", err) < 0)
+		return -1;
+	/* As Docker does in a container's own network namespace (the VM's is
+	 * the container's): ports below 1024 need no CAP_NET_BIND_SERVICE. */
+	sysctl_set("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0\n");
+	/* The NIC's probe runs inside virtio_net's module init, which
+	 * boot_load_modules has finished: no NIC now means the VM has none. */
+	if (if_nametoindex(NIC) == 0)
+		return 0;
+	if (if_set(fd, NIC, SIOCSIFADDR, "address", NET_GUEST_ADDR, err) < 0 ||
+	    if_set(fd, NIC, SIOCSIFNETMASK, "netmask", NET_NETMASK, err) < 0 || if_up(fd, NIC, err) < 0 ||
+	    default_route(fd, err) < 0)
+		return -1;
+	if (write_file_atomic(RESOLV_CONF, resolv, sizeof(resolv) - 1, 0644, err) < 0 ||
+	    write_file_atomic(HOSTS, hosts, sizeof(hosts) - 1, 0644, err) < 0)
+		return -1;
+	configured = true;
+	return 0;
+}
+
+bool net_enabled(void)
+{
+	return configured;
+}
+
+/* ---- config.json: append two mounts ----
+ * The agent has no JSON library (it is static and small); the host sends
+ * json-c's output, so a scanner that finds the top-level "mounts" array is
+ * enough. Anything unexpected leaves the config as it is. */
+
+static size_t skip_ws(const char *s, size_t len, size_t i)
+{
+	while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* Index past the string that starts at s[i] == '"'; len if unterminated. */
+static size_t skip_string(const char *s, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			return i + 1;
+	}
+	return len;
+}
+
+/* Index past the value that starts at s[i]; len if it does not end. */
+static size_t skip_value(const char *s, size_t len, size_t i)
+{
+	size_t depth = 0;
+
+	if (i >= len)
+		return len;
+	if (s[i] == '"')
+		return skip_string(s, len, i);
+	if (s[i] != '{' && s[i] != '[') {
+		while (i < len && strchr(",}] \t\r\n", s[i]) == NULL)
+			i++;
+		return i;
+	}
+	while (i < len) {
+		if (s[i] == '"') {
+			i = skip_string(s, len, i);
+			continue;
+		}
+		if (s[i] == '{' || s[i] == '[')
+			depth++;
+		else if ((s[i] == '}' || s[i] == ']') && --depth == 0)
+			return i + 1;
+		i++;
+	}
+	return len;
+}
+
+struct mounts_pos {
+	size_t obj_open;  /* the top-level '{' */
+	bool obj_empty;
+	bool found;       /* a top-level "mounts" array exists */
+	size_t arr_open;  /* its '[' */
+	size_t arr_close; /* its ']' */
+	bool arr_empty;
+};
+
+static int find_mounts(const char *s, size_t len, struct mounts_pos *pos)
+{
+	size_t i = skip_ws(s, len, 0);
+
+	memset(pos, 0, sizeof(*pos));
+	if (i >= len || s[i] != '{')
+		return -1;
+	pos->obj_open = i;
+	i = skip_ws(s, len, i + 1);
+	pos->obj_empty = i < len && s[i] == '}';
+	for (;;) {
+		size_t key = i, key_end, end;
+
+		if (i >= len)
+			return -1;
+		if (s[i] == '}')
+			return 0;
+		if (s[i] != '"')
+			return -1;
+		key_end = skip_string(s, len, i);
+		i = skip_ws(s, len, key_end);
+		if (i >= len || s[i] != ':')
+			return -1;
+		i = skip_ws(s, len, i + 1);
+		end = skip_value(s, len, i);
+		if (end >= len)
+			return -1;
+		if (!pos->found && key_end - key == 8 && memcmp(s + key, "\"mounts\"", 8) == 0 && s[i] == '[') {
+			if (s[end - 1] != ']')
+				return -1;
+			pos->found = true;
+			pos->arr_open = i;
+			pos->arr_close = end - 1;
+			pos->arr_empty = skip_ws(s, len, i + 1) == end - 1;
+		}
+		i = skip_ws(s, len, end);
+		if (i < len && s[i] == ',')
+			i = skip_ws(s, len, i + 1);
+		else if (i >= len || s[i] != '}')
+			return -1;
+	}
+}
+
+/* Whether the config's mounts already name `dest`: then the engine above
+ * (CRI, nerdctl) chose that file, and it stays. json-c writes '/' as "\/". */
+static bool already_mounted(const char *json, const struct mounts_pos *pos, const char *dest)
+{
+	size_t n = pos->arr_close - pos->arr_open, dlen = strlen(dest);
+	cleanup_free char *plain = xasprintf("\"%s\"", dest);
+	cleanup_free char *escaped = xmalloc(2 * dlen + 3);
+	char *e = escaped;
+
+	if (!pos->found)
+		return false;
+	*e++ = '"';
+	for (const char *p = dest; *p; p++) {
+		if (*p == '/')
+			*e++ = '\\';
+		*e++ = *p;
+	}
+	*e++ = '"';
+	*e = '\0';
+	return memmem(json + pos->arr_open, n, plain, strlen(plain)) != NULL ||
+	       memmem(json + pos->arr_open, n, escaped, strlen(escaped)) != NULL;
+}
+
+/* The mount point must be a regular file in the rootfs' own /etc (a symlink
+ * could lead anywhere). crun would create a missing one; doing it here
+ * tells whether it can be done (a read-only rootfs share cannot). */
+static bool mount_point_ok(const char *rootfs, const char *name)
+{
+	cleanup_free char *etc = xasprintf("%s/etc", rootfs);
+	cleanup_free char *path = xasprintf("%s/etc/%s", rootfs, name);
+	struct stat st;
+	int fd;
+
+	if (lstat(etc, &st) < 0 || !S_ISDIR(st.st_mode))
+		return false;
+	if (lstat(path, &st) == 0)
+		return S_ISREG(st.st_mode);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_warn("no /etc/%s in the container: cannot create its mount point: %s", name, strerror(errno));
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+char *net_container_config(const char *json, size_t len, const char *rootfs, size_t *out_len)
+{
+	static const struct {
+		const char *dest, *source, *name;
+	} files[] = {
+		{ "/etc/resolv.conf", RESOLV_CONF, "resolv.conf" },
+		{ "/etc/hosts", HOSTS, "hosts" },
+	};
+	cleanup_free char *entries = xstrdup("");
+	struct mounts_pos pos;
+	size_t at, n;
+	char *out;
+
+	if (!configured || len > INT_MAX / 2)
+		return NULL;
+	if (find_mounts(json, len, &pos) < 0) {
+		log_warn("config.json is not the JSON object the host sends: no resolv.conf and hosts for the container");
+		return NULL;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		char *next;
+		if (already_mounted(json, &pos, files[i].dest) || !mount_point_ok(rootfs, files[i].name))
+			continue;
+		next = xasprintf("%s%s{\"destination\":\"%s\",\"type\":\"bind\",\"source\":\"%s\","
+				 "\"options\":[\"rbind\",\"rprivate\"]}",
+				 entries, entries[0] ? "," : "", files[i].dest, files[i].source);
+		free(entries);
+		entries = next;
+	}
+	if (entries[0] == '\0')
+		return NULL;
+	/* Appended last: mounts apply in order, and one over /etc must not hide these. */
+	if (pos.found) {
+		at = pos.arr_close;
+		out = xasprintf("%.*s%s%s%.*s", (int)at, json, pos.arr_empty ? "" : ",", entries, (int)(len - at),
+				json + at);
+	} else {
+		at = pos.obj_open + 1;
+		out = xasprintf("%.*s\"mounts\":[%s]%s%.*s", (int)at, json, entries, pos.obj_empty ? "" : ",",
+				(int)(len - at), json + at);
+	}
+	n = strlen(out);
+	*out_len = n;
+	return out;
+}

@@ -1,0 +1,36 @@
+/* net.h - the guest's network. Loopback always (the container shares the
+ * VM's network namespace: spec.c drops its own). When the VM has a NIC
+ * (QEMU's user-mode NAT, slirp), eth0 gets slirp's fixed addresses, a default
+ * route through slirp's gateway, and the container a generated resolv.conf
+ * and hosts, bound over its own through config.json: the rootfs is the host's
+ * directory, so nothing is written into it but the empty mount points. */
+#ifndef RUNM_AGENT_NET_H
+#define RUNM_AGENT_NET_H
+
+#include "common/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* slirp's fixed plan (QEMU's -netdev user defaults). */
+#define NET_GUEST_ADDR "10.0.2.15"
+#define NET_NETMASK "255.255.255.0"
+#define NET_GATEWAY "10.0.2.2" /* the host's loopback, seen from the guest */
+#define NET_DNS "10.0.2.3"     /* slirp's DNS forwarder to the host's resolver */
+
+/* Bring up lo; if eth0 exists, configure it and write /run/runm/resolv.conf
+ * and /run/runm/hosts. Run once at boot, after the modules are loaded and
+ * /run/runm exists. */
+int net_setup(runm_error_t *err);
+
+/* Whether net_setup configured eth0. */
+bool net_enabled(void);
+
+/* The container's config.json (`json`, len bytes, not NUL-terminated) with
+ * bind mounts of the generated resolv.conf and hosts appended to its mounts,
+ * malloc'd with its length in *out_len; NULL when there is nothing to add
+ * (no network, no /etc in `rootfs`, the config already mounts one of them)
+ * or the JSON is not what the host sends (then the config stays as is). */
+char *net_container_config(const char *json, size_t len, const char *rootfs, size_t *out_len);
+
+#endif

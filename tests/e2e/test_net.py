@@ -1,0 +1,216 @@
+#!/usr/bin/python3
+"""test_net.py - networking of runm VMs (QEMU user-mode NAT): published ports
+(`runm run -p`, the io.runm.ports and nerdctl/ports annotations through
+containerd), outbound connections through slirp's gateway, the container's
+resolv.conf. Traffic stays on the host's loopback: published ports listen on
+127.0.0.1 only, and "outbound" means the slirp gateway 10.0.2.2, which slirp
+maps to the host's 127.0.0.1. No lookup leaves the machine."""
+import http.server
+import os
+import socket
+import sys
+import threading
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import RUNM, import_busybox, main, test, wait_for  # noqa: E402
+from bundle import Bundle, cli_cleanup, cli_leaks, runm  # noqa: E402
+
+
+def cli_test(fn):
+    """A CLI test: fails on leftovers, and cleans them up either way."""
+    def wrapper():
+        try:
+            fn()
+            wait_for(lambda: not cli_leaks(), 10, "no leftovers: %s" % cli_leaks())
+        finally:
+            cli_cleanup()
+    wrapper.__name__ = fn.__name__
+    return test(wrapper, timeout=300)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port on 127.0.0.1 that nothing uses right now."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port):
+    """Whether a server could listen on 127.0.0.1:port (SO_REUSEADDR as servers
+    do: a TIME_WAIT of the last connection does not count, a listener does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen(1)
+            return True
+        except OSError:
+            return False
+
+
+def udp_port_is_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read().decode()
+
+
+def run_detached(*args):
+    """runm run --detach: the container keeps our stdio, so give it files."""
+    with open(os.devnull, "wb") as null:
+        return runm("run", "--detach", *args, stdout=null, stderr=null)
+
+
+def www_bundle(text):
+    """A bundle running busybox httpd on port 80, serving index.html = text."""
+    b = Bundle(["httpd", "-f", "-p", "80", "-h", "/www"])
+    www = os.path.join(b.path, "rootfs", "www")
+    os.makedirs(www)
+    with open(os.path.join(www, "index.html"), "w") as f:
+        f.write(text)
+    return b
+
+
+@cli_test
+def published_port_serves_http():
+    hp = free_port()
+    with www_bundle("hello through a published port\n") as b:
+        run_detached("-p", "127.0.0.1:%d:80" % hp, "--bundle", b.path, "web1")
+        # slirp accepts at once and resets until httpd listens in the guest: retry.
+        body = wait_for(lambda: fetch("http://127.0.0.1:%d/" % hp), 60, "http://127.0.0.1:%d/" % hp)
+        assert body == "hello through a published port\n", body
+        assert not port_is_free(hp), "port %d should be held by the VM" % hp
+        runm("delete", "--force", "web1")
+    wait_for(lambda: port_is_free(hp), 10, "port %d free after delete" % hp)
+
+
+@cli_test
+def published_udp_port_is_held():
+    # busybox has no UDP server applet (its nc has no -u): check that the VMM
+    # holds the host port while the container runs and frees it after.
+    hp = free_port(socket.SOCK_DGRAM)
+    with Bundle(["sleep", "1000"]) as b:
+        run_detached("-p", "127.0.0.1:%d:53/udp" % hp, "--bundle", b.path, "udp1")
+        assert not udp_port_is_free(hp), "udp port %d should be held by the VM" % hp
+        runm("delete", "--force", "udp1")
+    wait_for(lambda: udp_port_is_free(hp), 10, "udp port %d free after delete" % hp)
+
+
+@cli_test
+def outbound_to_host_through_gateway():
+    text = "from the host's loopback\n"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            data = text.encode() if self.path == "/file" else b"wrong path\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        port = srv.server_address[1]
+        # 10.0.2.2 is slirp's gateway: connections to it reach the host's 127.0.0.1.
+        with Bundle(["wget", "-q", "-O", "-", "http://10.0.2.2:%d/file" % port]) as b:
+            r = runm("run", "--bundle", b.path, "wget1", check=False)
+        assert r.returncode == 0 and r.stdout == text, r
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@cli_test
+def port_in_use_is_a_clear_error():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        hp = busy.getsockname()[1]
+        with Bundle(["true"]) as b:
+            r = runm("run", "-p", "127.0.0.1:%d:80" % hp, "--bundle", b.path, "busy1", check=False)
+            assert r.returncode != 0, r
+            assert str(hp) in r.stderr and "in use" in r.stderr, r
+            assert not cli_leaks(), cli_leaks()
+            # the same port twice in one container is caught too
+            p2 = free_port()
+            r = runm("run", "-p", "127.0.0.1:%d:80" % p2, "-p", "127.0.0.1:%d:81" % p2, "--bundle", b.path,
+                     "busy2", check=False)
+            assert r.returncode != 0 and str(p2) in r.stderr and "in use" in r.stderr, r
+            # malformed values name the option
+            r = runm("run", "-p", "99999:80", "--bundle", b.path, "bad1", check=False)
+            assert r.returncode != 0 and "--publish" in r.stderr and "99999" in r.stderr, r
+            # and annotations name the annotation
+            import json
+            with open(os.path.join(b.path, "config.json")) as f:
+                cfg = json.load(f)
+            cfg["annotations"] = {"io.runm.ports": "127.0.0.1:80"}
+            b.write(cfg)
+            r = runm("run", "--bundle", b.path, "bad2", check=False)
+            assert r.returncode != 0 and "io.runm.ports" in r.stderr, r
+
+
+@cli_test
+def resolv_conf_and_loopback():
+    with Bundle(["sh", "-c", "cat /etc/resolv.conf; ip -4 addr show dev lo | grep -c 'inet 127.0.0.1'; "
+                 "ip -4 addr show dev eth0 | grep -o 'inet [0-9./]*'; ip route | grep default"]) as b:
+        r = runm("run", "--bundle", b.path, "dns1", check=False)
+        assert r.returncode == 0, r
+        lines = r.stdout.splitlines()
+        assert lines[0] == "nameserver 10.0.2.3", r
+        assert lines[1] == "1", r
+        assert lines[2] == "inet 10.0.2.15/24", r
+        assert lines[3].startswith("default via 10.0.2.2"), r
+        # the host's rootfs holds only the empty mount point, never the generated file
+        assert os.path.getsize(os.path.join(b.path, "rootfs", "etc", "resolv.conf")) == 0
+
+
+@cli_test
+def network_none_annotation():
+    with Bundle(["sh", "-c", "ls /sys/class/net; ip -4 addr show dev lo | grep -c 'inet 127.0.0.1'"]) as b:
+        import json
+        with open(os.path.join(b.path, "config.json")) as f:
+            cfg = json.load(f)
+        cfg["annotations"] = {"io.runm.network": "none"}
+        b.write(cfg)
+        r = runm("run", "--bundle", b.path, "nonet1", check=False)
+        assert r.returncode == 0 and r.stdout.split() == ["lo", "1"], r
+        r = runm("run", "-p", "%d:80" % free_port(), "--bundle", b.path, "nonet2", check=False)
+        assert r.returncode != 0 and "io.runm.network" in r.stderr, r
+
+
+@test(debug=False)  # the VMM command line in debug logs says "panic=-1", which the harness flags
+def ports_from_annotations_through_containerd(cd):
+    img = import_busybox(cd)
+    hp1, hp2 = free_port(), free_port()
+    nerdctl = '[{"HostPort":%d,"ContainerPort":80,"Protocol":"tcp","HostIP":"127.0.0.1"}]' % hp2
+    cd.ctr("run", "-d", "--runtime", RUNM, "--annotation", "io.runm.ports=127.0.0.1:%d:80" % hp1,
+           "--annotation", "nerdctl/ports=" + nerdctl, img, "web",
+           "sh", "-c", "mkdir -p /tmp/www && echo hello-ctr > /tmp/www/index.html && "
+           "exec httpd -f -p 80 -h /tmp/www", timeout=120)
+    for hp in (hp1, hp2):
+        body = wait_for(lambda: fetch("http://127.0.0.1:%d/" % hp), 60, "http://127.0.0.1:%d/" % hp)
+        assert body == "hello-ctr\n", body
+    r = cd.ctr("task", "exec", "--exec-id", "r", "web", "cat", "/etc/resolv.conf", timeout=60)
+    assert r.stdout == "nameserver 10.0.2.3\n", r
+    cd.ctr("task", "kill", "-s", "SIGKILL", "web", timeout=30)
+    wait_for(lambda: cd.tasks().get("web") == "STOPPED", 20, "task web stopped")
+    cd.ctr("task", "delete", "web", timeout=30)
+    cd.ctr("container", "rm", "web", timeout=30)
+    wait_for(lambda: port_is_free(hp1) and port_is_free(hp2), 10, "ports free after delete")
+
+
+if __name__ == "__main__":
+    main()
