@@ -102,7 +102,15 @@ NATIVE=0
 # ---- kernel package: download + extract once ----
 META=linux-image-$FLAVOUR
 # The meta package depends on the concrete one (linux-image-6.1.0-56-amd64).
-PKG=$(apt-cache depends "$META" 2>/dev/null | sed -n "s/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p" | head -n1 || true)
+kernel_pkg() {
+	apt-cache depends "$META" 2>/dev/null | sed -n "s/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p" | head -n1 || true
+}
+PKG=$(kernel_pkg)
+if [ -z "$PKG" ] && [ "$(id -u)" = 0 ] && [ ! -e "$CACHE/.apt-updated" ]; then
+	apt-get update -qq >&2 || true # empty package lists on a fresh machine
+	touch "$CACHE/.apt-updated"
+	PKG=$(kernel_pkg)
+fi
 [ "$DEB_ARCH" = "$(dpkg --print-architecture)" ] || PKG=${PKG:+$PKG:$DEB_ARCH}
 KROOT=
 if [ -n "$PKG" ]; then
@@ -115,6 +123,12 @@ if [ -n "$PKG" ]; then
 			# cannot write; its warning about that is harmless.
 			(cd "$CACHE" && apt-get download -q "$PKG" 2>&1 | grep -v "unsandboxed" >&2) || true
 			DEB=$(ls "$CACHE"/"${PKG%%:*}"_*.deb 2>/dev/null | head -n1 || true)
+			if [ -z "$DEB" ] && [ "$(id -u)" = 0 ]; then
+				# Stale or empty package lists (a fresh machine): refresh once.
+				apt-get update -qq >&2 || true
+				(cd "$CACHE" && apt-get download -q "$PKG" 2>&1 | grep -v "unsandboxed" >&2) || true
+				DEB=$(ls "$CACHE"/"${PKG%%:*}"_*.deb 2>/dev/null | head -n1 || true)
+			fi
 		fi
 		if [ -n "$DEB" ]; then
 			rm -rf "$KROOT"
