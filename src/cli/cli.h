@@ -9,9 +9,11 @@
 
 #include "common/error.h"
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <termios.h>
 
 #define CLI_SOCKET "runm.sock"
 #define CLI_STATE "state.json"
@@ -57,7 +59,15 @@ struct ttrpc_server;
 int cli_proxy_start(struct loop *loop, struct sandbox *sb, const char *dir, struct ttrpc_server **out,
 		    runm_error_t *err);
 
-/* util: open a private file description for one of our stdio fds, so that
+/* term.c: the signals an attached command forwards to the container (and
+ * SIGPIPE ignored); raw mode on a tty (false if not a tty); runc's console
+ * socket: a new pty whose master is sent over the unix socket at path, the
+ * slave returned for the relay. */
+void cli_forwarded_signals(sigset_t *set);
+bool cli_tty_raw(int fd, struct termios *saved);
+int cli_console_socket(const char *path, int *slave, runm_error_t *err);
+
+/* state.c: open a private file description for one of our stdio fds, so that
  * making it non-blocking does not change it for the shell we share it with. */
 int cli_reopen_stdio(int fd, int flags);
 /* Parse a signal name (TERM, SIGTERM) or number; -1 if unknown. */

@@ -268,19 +268,10 @@ int cmd_exec(const struct cli *cli, int argc, char **argv)
 	if (c < 0)
 		goto out;
 
-	sigemptyset(&sigs);
-	for (int s = 1; s < 32; s++)
-		if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD && s != SIGSEGV && s != SIGBUS && s != SIGFPE &&
-		    s != SIGILL && s != SIGTTIN && s != SIGTTOU && s != SIGTSTP && s != SIGPIPE && s != SIGABRT)
-			sigaddset(&sigs, s);
-	signal(SIGPIPE, SIG_IGN);
+	cli_forwarded_signals(&sigs);
 	if (loop_signals(x.s->loop, &sigs, on_signal, &x, &err) < 0)
 		goto out;
-	if (x.tty >= 0 && tcgetattr(x.tty, &saved) == 0) {
-		struct termios t = saved;
-		cfmakeraw(&t);
-		raw = tcsetattr(x.tty, TCSANOW, &t) == 0;
-	}
+	raw = cli_tty_raw(x.tty, &saved);
 	sreq.exec_id = x.exec_id;
 	ttrpc_call(x.s->conn, AGENT_SERVICE, "Start", &sreq.base, 60000, 0, on_start, &x);
 	loop_run(x.s->loop);

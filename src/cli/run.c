@@ -170,8 +170,18 @@ static void on_relay_done(struct relay *r, runm_error_t *err, void *data)
 static int stdio_fds(struct monitor *m, int fds[3], runm_error_t *err)
 {
 	if (m->console_socket) {
-		/* TODO: a host pty handed to the console socket, as runc does. */
-		return runm_error_make(err, ENOTSUP, "--console-socket is not supported yet");
+		if (!m->spec.terminal)
+			return runm_error_make(err, 0, "--console-socket needs process.terminal in config.json");
+		if (cli_console_socket(m->console_socket, &m->tty, err) < 0)
+			return -1;
+		/* Detached, we lead our own session: with the pty as our
+		 * controlling terminal, a resize of the master sends us SIGWINCH. */
+		if (getsid(0) == getpid() && ioctl(m->tty, TIOCSCTTY, 0) < 0)
+			log_debug("console as controlling terminal: %s", strerror(errno));
+		fds[0] = fcntl(m->tty, F_DUPFD_CLOEXEC, 3);
+		fds[1] = fcntl(m->tty, F_DUPFD_CLOEXEC, 3);
+		fds[2] = -1;
+		return 0;
 	}
 	if (m->spec.terminal) {
 		if (!isatty(STDIN_FILENO))
@@ -192,13 +202,9 @@ static int stdio_fds(struct monitor *m, int fds[3], runm_error_t *err)
 
 static void set_raw(struct monitor *m)
 {
-	struct termios t;
-	if (m->tty < 0 || tcgetattr(m->tty, &m->saved) < 0)
-		return;
-	t = m->saved;
-	cfmakeraw(&t);
-	if (tcsetattr(m->tty, TCSANOW, &t) == 0)
-		m->raw = true;
+	/* A console-socket pty is already raw, and not ours to restore. */
+	if (m->console_socket == NULL)
+		m->raw = cli_tty_raw(m->tty, &m->saved);
 }
 
 static void on_create(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
@@ -419,12 +425,7 @@ int cmd_run(const struct cli *cli, int argc, char **argv)
 		goto out;
 	m.st.monitor_pid = getpid();
 
-	sigemptyset(&sigs);
-	for (int s = 1; s < 32; s++)
-		if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD && s != SIGSEGV && s != SIGBUS && s != SIGFPE &&
-		    s != SIGILL && s != SIGTTIN && s != SIGTTOU && s != SIGTSTP && s != SIGPIPE && s != SIGABRT)
-			sigaddset(&sigs, s);
-	signal(SIGPIPE, SIG_IGN);
+	cli_forwarded_signals(&sigs);
 	if (loop_new(&m.loop, &err) < 0 || loop_signals(m.loop, &sigs, on_signal, &m, &err) < 0)
 		goto out;
 	write_state(&m, "creating");

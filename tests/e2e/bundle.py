@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tempfile
 
-from lib import BIN, BUILD, run
+from lib import BIN, BUILD, run, test, wait_for
 
 BUSYBOX = "/bin/busybox"
 APPLETS = ["sh", "cat", "echo", "uname", "id", "pwd", "env", "sleep", "true", "false", "ls", "head",
@@ -124,3 +124,15 @@ def cli_cleanup():
 def guest_kernel():
     with open(os.path.join(BUILD, "guest", "x86_64", "kernel-release")) as f:
         return f.read().strip()
+
+
+def cli_test(fn):
+    """Register a CLI test: it fails on leftovers, and cleans them up either way."""
+    def wrapper():
+        try:
+            fn()
+            wait_for(lambda: not cli_leaks(), 10, "no leftovers: %s" % cli_leaks())
+        finally:
+            cli_cleanup()
+    wrapper.__name__ = fn.__name__
+    return test(wrapper, timeout=300)

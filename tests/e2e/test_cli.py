@@ -12,19 +12,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import main, test, wait_for  # noqa: E402
 import lib  # noqa: E402
-from bundle import Bundle, cli_cleanup, cli_leaks, guest_kernel, runm, runm_popen  # noqa: E402
-
-
-def cli_test(fn):
-    """A CLI test: fails on leftovers, and cleans them up either way."""
-    def wrapper():
-        try:
-            fn()
-            wait_for(lambda: not cli_leaks(), 10, "no leftovers: %s" % cli_leaks())
-        finally:
-            cli_cleanup()
-    wrapper.__name__ = fn.__name__
-    return test(wrapper, timeout=300)
+from bundle import Bundle, cli_cleanup, cli_leaks, cli_test, guest_kernel, runm, runm_popen  # noqa: E402
 
 
 def read_until(proc, needle, timeout):
@@ -138,6 +126,88 @@ def detached_exec_list_delete():
         assert r.returncode != 0 and "running" in r.stderr, r
         runm("delete", "--force", "det")
         wait_for(lambda: not os.path.exists("/proc/%d" % vmm), 10, "VMM gone")
+
+
+def read_pty(fd, timeout):
+    """Everything from a pty master until its slave side is gone (EIO)."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], deadline - time.monotonic())
+        if not r:
+            break
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def set_size(fd, rows, cols):
+    import fcntl
+    import struct
+    import termios
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+@cli_test
+def exec_with_a_tty():
+    import pty
+    with Bundle(["sleep", "1000"]) as b:
+        run_detached("--bundle", b.path, "ttyx")
+        master, slave = pty.openpty()
+        set_size(slave, 40, 120)
+        p = runm_popen("exec", "-t", "ttyx", "sh", "-c", "tty; stty size; exit 6",
+                       stdin=slave, stdout=slave, stderr=slave)
+        os.close(slave)
+        try:
+            out = read_pty(master, 60)
+            assert p.wait(timeout=60) == 6, p.returncode
+        finally:
+            os.close(master)
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert b"/dev/pts/" in out and b"40 120" in out, out
+        runm("delete", "--force", "ttyx")
+
+
+@cli_test
+def console_socket_hands_over_a_pty():
+    """runc's --console-socket: the pty master arrives over the socket,
+    drives the container's shell, follows a resize; the exit is recorded."""
+    import array
+    import socket
+    with Bundle(["sh"], terminal=True) as b:
+        path = os.path.join(b.path, "console.sock")
+        srv = socket.socket(socket.AF_UNIX)
+        srv.bind(path)
+        srv.listen(1)
+        srv.settimeout(120)
+        with open(os.devnull, "wb") as null:
+            p = runm_popen("run", "--detach", "--console-socket", path, "--bundle", b.path, "cons",
+                           stdin=lib.subprocess.DEVNULL, stdout=null, stderr=null)
+            conn, _ = srv.accept()
+            _, anc, _, _ = conn.recvmsg(1, socket.CMSG_LEN(4))
+            fds = array.array("i")
+            fds.frombytes(anc[0][2][:4])
+            master = fds[0]
+            assert p.wait(timeout=120) == 0
+        try:
+            set_size(master, 33, 111)
+            os.write(master, b"stty size; tty; exit 5\n")
+            out = read_pty(master, 60)
+        finally:
+            os.close(master)
+            conn.close()
+            srv.close()
+        assert b"33 111" in out and b"/dev/pts/" in out, out
+        wait_for(lambda: state("cons")["status"] == "stopped", 30, "stopped")
+        assert state("cons")["exitStatus"] == 5
+        runm("delete", "cons")
 
 
 @cli_test

@@ -21,7 +21,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import RUNM, assert_no_leaks, import_busybox, main, test, wait_for  # noqa: E402
 import lib  # noqa: E402
-from bundle import Bundle, cli_cleanup, cli_leaks, runm  # noqa: E402
+from bundle import Bundle, cli_cleanup, cli_leaks, cli_test, runm  # noqa: E402
 
 MARKER = "SIBLING-SECRET-7f3a"  # only in files the container must not reach
 EXTRA_APPLETS = ["find", "grep", "cp"]
@@ -58,18 +58,6 @@ int main(void)
 	return 0;
 }
 """
-
-
-def cli_test(fn):
-    """A CLI test: fails on leftovers, and cleans them up either way."""
-    def wrapper():
-        try:
-            fn()
-            wait_for(lambda: not cli_leaks(), 10, "no leftovers: %s" % cli_leaks())
-        finally:
-            cli_cleanup()
-    wrapper.__name__ = fn.__name__
-    return test(wrapper, timeout=300)
 
 
 def bind(src, dst, ro=False):

@@ -14,19 +14,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import RUNM, import_busybox, main, test, wait_for  # noqa: E402
-from bundle import Bundle, cli_cleanup, cli_leaks, runm  # noqa: E402
-
-
-def cli_test(fn):
-    """A CLI test: fails on leftovers, and cleans them up either way."""
-    def wrapper():
-        try:
-            fn()
-            wait_for(lambda: not cli_leaks(), 10, "no leftovers: %s" % cli_leaks())
-        finally:
-            cli_cleanup()
-    wrapper.__name__ = fn.__name__
-    return test(wrapper, timeout=300)
+from bundle import Bundle, cli_cleanup, cli_leaks, cli_test, runm  # noqa: E402
 
 
 def free_port(kind=socket.SOCK_STREAM):
