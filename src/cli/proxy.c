@@ -18,10 +18,21 @@ struct pcall {
 	struct ttrpc_stream *cs; /* to the agent */
 };
 
+/* The agent keeps to the stdio window, so this much queued for one client
+ * means a guest that does not: its frames are dropped, not buffered. */
+#define PROXY_MAX_QUEUED (8u << 20)
+
 static void to_client(struct ttrpc_stream *s, const uint8_t *d, size_t len, uint8_t flags, void *ud)
 {
 	struct pcall *pc = ud;
+	struct ttrpc_conn *c = ttrpc_stream_conn(pc->ss);
 	(void)s;
+	if (c == NULL)
+		return;
+	if (ttrpc_conn_queued(c) > PROXY_MAX_QUEUED) {
+		log_warn("proxy: the guest overruns a slow client: %zu bytes dropped", len);
+		return;
+	}
 	ttrpc_stream_send(pc->ss, d, len, flags);
 }
 

@@ -98,7 +98,7 @@ int ttrpc_server_listen(struct ttrpc_server *srv, int listen_fd, runm_error_t *e
 /* Serve requests arriving on an already connected fd (e.g. the guest's
  * virtio-serial port). Takes ownership of fd. */
 struct ttrpc_conn *ttrpc_server_serve_fd(struct ttrpc_server *srv, int fd);
-/* Number of open server connections (the shim exits when containerd's is gone). */
+/* Number of open server connections. */
 size_t ttrpc_server_conn_count(const struct ttrpc_server *srv);
 /* Called when any server connection closes (after its streams were cancelled). */
 void ttrpc_server_on_conn_closed(struct ttrpc_server *srv, void (*cb)(struct ttrpc_server *, void *), void *data);
