@@ -32,7 +32,7 @@ PROTOS_EXT := $(CTRD)/runtime/v2/task/shim.proto $(CTRD)/api/types/mount.proto \
 	$(CTRD)/api/services/ttrpc/events/v1/events.proto $(CTRD)/protobuf/plugin/fieldpath.proto \
 	gogoproto/gogo.proto google/protobuf/descriptor.proto google/protobuf/any.proto \
 	google/protobuf/empty.proto google/protobuf/timestamp.proto
-PROTOS_OWN := ttrpc.proto google/rpc/status.proto runm/agent.proto
+PROTOS_OWN := ttrpc.proto google/rpc/status.proto runm/agent.proto runm/options.proto
 GEN_C_EXT := $(addprefix $(GEN)/,$(PROTOS_EXT:.proto=.pb-c.c))
 GEN_C_OWN := $(addprefix $(GEN)/,$(PROTOS_OWN:.proto=.pb-c.c))
 # What the guest agent needs (no containerd types).
