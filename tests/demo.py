@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """demo.py - what `make demo` shows: a command run inside its own VM, first
 with the runm CLI on an OCI bundle, then through a private containerd with
-`ctr run --runtime io.containerd.runm.v1` (containerd's root and state live
-under build/demo and are removed after)."""
+`ctr run --runtime io.containerd.runm.v1` (a private containerd: its root,
+state and socket live under build/demo and are removed after)."""
 import os
 import platform
 import shutil
@@ -37,7 +37,8 @@ def main():
         say("containerd shim not built: skipping the ctr part")
         return 0
     say("ctr run --runtime %s: the same through a private containerd" % lib.RUNM)
-    cd = lib.Containerd(debug=False)
+    # containerd's root and state under build/demo, removed after.
+    cd = lib.Containerd(debug=False, base=os.path.join(lib.BUILD, "demo"))
     try:
         cd.start()
         img = lib.import_busybox(cd)

@@ -174,7 +174,8 @@ class Containerd:
     """
 
     def __init__(self, namespace="runm-test", debug=True, extra_config="", env=None,
-                 start_timeout=30):
+                 start_timeout=30, base="/tmp"):
+        self.base = base  # parent of the temp dir (socket paths must stay short)
         self.namespace = namespace
         self.debug = debug
         self.extra_config = extra_config
@@ -188,7 +189,8 @@ class Containerd:
     # paths are short on purpose: unix socket paths (bundle + id + socket name)
     # must stay under 108 bytes.
     def _setup(self):
-        self.tmp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")
+        os.makedirs(self.base, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix="rt-", dir=self.base)
         self.root = os.path.join(self.tmp, "r")
         self.state = os.path.join(self.tmp, "s")
         self.address = os.path.join(self.tmp, "c.sock")
