@@ -1,5 +1,6 @@
 /* net.c - see net.h. Plain ioctls (SIOCSIFADDR, SIOCSIFNETMASK, SIOCSIFFLAGS,
- * SIOCADDRT): the fixed slirp plan needs no netlink and no DHCP client. */
+ * SIOCADDRT, SIOCSIFHWADDR, SIOCSIFMTU): one IPv4 address and a default
+ * route need no netlink and no DHCP client. */
 #include "net.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -63,18 +64,44 @@ static int if_set(int fd, const char *name, unsigned long req, const char *what,
 	return 0;
 }
 
-static int default_route(int fd, runm_error_t *err)
+static int default_route(int fd, const char *gw, runm_error_t *err)
 {
 	struct rtentry rt;
 
 	memset(&rt, 0, sizeof(rt));
 	sin_set(&rt.rt_dst, "0.0.0.0");
 	sin_set(&rt.rt_genmask, "0.0.0.0");
-	sin_set(&rt.rt_gateway, NET_GATEWAY);
+	sin_set(&rt.rt_gateway, gw);
 	rt.rt_flags = RTF_UP | RTF_GATEWAY;
 	rt.rt_dev = (char *)NIC;
 	if (ioctl(fd, SIOCADDRT, &rt) < 0 && errno != EEXIST)
-		return runm_error_make(err, errno, "default route via " NET_GATEWAY);
+		return runm_error_make(err, errno, "default route via %s", gw);
+	return 0;
+}
+
+/* Whether the kernel command line has `word` as a whole parameter: the host
+ * says so (vm_config.cmdline_extra) when the NIC mirrors a network namespace. */
+static bool cmdline_has(const char *word)
+{
+	cleanup_free char *line = NULL;
+	size_t n = strlen(word);
+
+	if (read_file_at(AT_FDCWD, "/proc/cmdline", 4096, &line, NULL, NULL) < 0)
+		return false;
+	for (const char *p = line; (p = strstr(p, word)) != NULL; p += n)
+		if ((p == line || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ' || p[n] == '\n'))
+			return true;
+	return false;
+}
+
+static int write_files(runm_error_t *err)
+{
+	static const char resolv[] = "nameserver " NET_DNS "\n";
+	static const char hosts[] = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+	if (write_file_atomic(RESOLV_CONF, resolv, sizeof(resolv) - 1, 0644, err) < 0 ||
+	    write_file_atomic(HOSTS, hosts, sizeof(hosts) - 1, 0644, err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -87,8 +114,6 @@ static void sysctl_set(const char *path, const char *value)
 
 int net_setup(runm_error_t *err)
 {
-	static const char resolv[] = "nameserver " NET_DNS "\n";
-	static const char hosts[] = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 	cleanup_close int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
@@ -102,14 +127,99 @@ int net_setup(runm_error_t *err)
 	 * boot_load_modules has finished: no NIC now means the VM has none. */
 	if (if_nametoindex(NIC) == 0)
 		return 0;
+	/* A mirrored namespace's address is known only once CNI has run, after
+	 * the VM booted (ctr runs it between Create and Start): eth0 stays down
+	 * until net_configure. The container's files are mounted at Create. */
+	if (cmdline_has(VM_CMDLINE_NET_MIRROR)) {
+		if (write_files(err) < 0)
+			return -1;
+		configured = true;
+		return 0;
+	}
 	if (if_set(fd, NIC, SIOCSIFADDR, "address", NET_GUEST_ADDR, err) < 0 ||
 	    if_set(fd, NIC, SIOCSIFNETMASK, "netmask", NET_NETMASK, err) < 0 || if_up(fd, NIC, err) < 0 ||
-	    default_route(fd, err) < 0)
+	    default_route(fd, NET_GATEWAY, err) < 0)
 		return -1;
-	if (write_file_atomic(RESOLV_CONF, resolv, sizeof(resolv) - 1, 0644, err) < 0 ||
-	    write_file_atomic(HOSTS, hosts, sizeof(hosts) - 1, 0644, err) < 0)
+	if (write_files(err) < 0)
 		return -1;
 	configured = true;
+	return 0;
+}
+
+static bool parse_mac(const char *s, unsigned char mac[6])
+{
+	for (int i = 0; i < 6; i++) {
+		unsigned v = 0;
+		for (int d = 0; d < 2; d++) {
+			char c = s[i * 3 + d];
+			if (c >= '0' && c <= '9')
+				v = v * 16 + (unsigned)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				v = v * 16 + (unsigned)(c - 'a' + 10);
+			else if (c >= 'A' && c <= 'F')
+				v = v * 16 + (unsigned)(c - 'A' + 10);
+			else
+				return false;
+		}
+		if (s[i * 3 + 2] != (i == 5 ? '\0' : ':'))
+			return false;
+		mac[i] = (unsigned char)v;
+	}
+	return true;
+}
+
+int net_configure(const char *address, const char *gateway, unsigned mtu, const char *mac, runm_error_t *err)
+{
+	cleanup_close int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cleanup_free char *addr = xstrdup(address ? address : "");
+	char *slash = strchr(addr, '/');
+	struct in_addr a, g, m;
+	unsigned char hw[6];
+	unsigned long prefix;
+	char *end;
+	char mask[INET_ADDRSTRLEN];
+	struct ifreq ifr;
+
+	/* Checked before anything changes: a bad request leaves eth0 as it was. */
+	if (slash == NULL)
+		return runm_error_make(err, EINVAL, "address `%s`: expected A.B.C.D/PREFIX", addr);
+	*slash = '\0';
+	prefix = strtoul(slash + 1, &end, 10);
+	if (inet_pton(AF_INET, addr, &a) != 1 || slash[1] < '0' || slash[1] > '9' || *end != '\0' || prefix > 32)
+		return runm_error_make(err, EINVAL, "address `%s/%s`: expected A.B.C.D/PREFIX", addr, slash + 1);
+	if (gateway && *gateway && inet_pton(AF_INET, gateway, &g) != 1)
+		return runm_error_make(err, EINVAL, "gateway `%s` is not an IPv4 address", gateway);
+	if (mac && *mac && !parse_mac(mac, hw))
+		return runm_error_make(err, EINVAL, "MAC `%s`: expected aa:bb:cc:dd:ee:ff", mac);
+	if (mtu != 0 && (mtu < 68 || mtu > 65535))
+		return runm_error_make(err, EINVAL, "MTU %u: 68 to 65535", mtu);
+	if (fd < 0)
+		return runm_error_make(err, errno, "socket for interface configuration");
+	if (if_nametoindex(NIC) == 0)
+		return runm_error_make(err, ENODEV, "no " NIC " in the VM");
+	/* The bridge sends the namespace's frames to its interface's MAC: the
+	 * NIC takes it (while down, as virtio_net wants), or it drops them. */
+	if (mac && *mac) {
+		ifr_init(&ifr, NIC);
+		ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
+		memcpy(ifr.ifr_hwaddr.sa_data, hw, sizeof(hw));
+		if (ioctl(fd, SIOCSIFHWADDR, &ifr) < 0)
+			return runm_error_make(err, errno, NIC ": set MAC %s", mac);
+	}
+	if (mtu != 0) {
+		ifr_init(&ifr, NIC);
+		ifr.ifr_mtu = (int)mtu;
+		if (ioctl(fd, SIOCSIFMTU, &ifr) < 0)
+			return runm_error_make(err, errno, NIC ": set MTU %u", mtu);
+	}
+	m.s_addr = prefix == 0 ? 0 : htonl(~0u << (32 - prefix));
+	inet_ntop(AF_INET, &m, mask, sizeof(mask));
+	if (if_set(fd, NIC, SIOCSIFADDR, "address", addr, err) < 0 ||
+	    if_set(fd, NIC, SIOCSIFNETMASK, "netmask", mask, err) < 0 || if_up(fd, NIC, err) < 0)
+		return -1;
+	if (gateway && *gateway && default_route(fd, gateway, err) < 0)
+		return -1;
+	log_info(NIC ": %s/%lu gateway %s mtu %u", addr, prefix, gateway && *gateway ? gateway : "none", mtu);
 	return 0;
 }
 

@@ -8,6 +8,7 @@
 #define RUNM_AGENT_NET_H
 
 #include "common/error.h"
+#include "vm/vm.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,7 +24,12 @@
  * /run/runm exists. */
 int net_setup(runm_error_t *err);
 
-/* Whether net_setup configured eth0. */
+/* eth0 as the host's mirrored interface: MAC (may be NULL or ""), MTU (0 =
+ * keep), address "A.B.C.D/PREFIX" and default route (gateway NULL or "" =
+ * none). Everything is checked before eth0 changes. */
+int net_configure(const char *address, const char *gateway, unsigned mtu, const char *mac, runm_error_t *err);
+
+/* Whether net_setup configured eth0 (or left it for net_configure). */
 bool net_enabled(void);
 
 /* The container's config.json (`json`, len bytes, not NUL-terminated) with

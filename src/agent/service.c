@@ -536,12 +536,23 @@ static void h_shutdown(struct ttrpc_stream *s, const uint8_t *payload, size_t le
 	loop_timer_add(svc_loop, 1000, poweroff_now, NULL);
 }
 
+static void h_network(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__NetworkRequest, runm__agent__v1__network_request__descriptor);
+	cleanup_error runm_error_t err = NULL;
+	(void)ctx;
+
+	if (net_configure(req->address, req->gateway, req->mtu, req->mac, &err) < 0)
+		return reply_err(s, TTRPC_INVALID_ARGUMENT, &err);
+	ttrpc_reply(s, NULL);
+}
+
 static const struct ttrpc_method methods[] = {
 	{ "Ping", h_ping },	      { "Create", h_create }, { "Start", h_start },
 	{ "Exec", h_exec },	      { "Signal", h_signal }, { "Wait", h_wait },
 	{ "Resize", h_resize },	      { "CloseStdin", h_close_stdin }, { "Stdio", h_stdio },
 	{ "State", h_state },	      { "Pids", h_pids },     { "Stats", h_stats },
-	{ "Delete", h_delete },	      { "Shutdown", h_shutdown },
+	{ "Delete", h_delete },	      { "Shutdown", h_shutdown }, { "Network", h_network },
 };
 
 static const struct ttrpc_service agent_service = {

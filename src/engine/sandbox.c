@@ -1,5 +1,6 @@
 /* sandbox.c - see sandbox.h. */
 #include "sandbox.h"
+#include "netns.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "proto/pb.h"
@@ -26,6 +27,8 @@ struct sandbox {
 	bool ready, stopped;
 	bool free_pending; /* freed by on_conn_closed, which ttrpc runs deferred */
 	char *guest_kernel;
+	int netns_fd;            /* the mirrored network namespace, -1 = user-mode NAT */
+	char *mirrored;          /* its interface once redirected to the tap */
 	sandbox_ready_fn ready_cb;
 	sandbox_exit_fn exit_cb;
 	void *data;
@@ -134,6 +137,13 @@ static void sandbox_destroy(struct sandbox *sb)
 {
 	loop_timer_cancel(sb->deadline);
 	close_and_reset(&sb->chan);
+	/* The tap went with the VMM (its last fd); the filter on the namespace's
+	 * interface is ours to remove, in case the namespace outlives the VM
+	 * (a CRI pod's, a user's). Closing our fd lets a deleted namespace go. */
+	if (sb->mirrored)
+		netns_unmirror(sb->netns_fd, sb->mirrored);
+	free(sb->mirrored);
+	close_and_reset(&sb->netns_fd);
 	vm_free(sb->vm);
 	free(sb->guest_kernel);
 	free(sb->id);
@@ -212,6 +222,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 {
 	cleanup_free char *kernel = NULL, *initrd = NULL;
 	cleanup_free struct vm_port *ports = NULL;
+	cleanup_close int netns_fd = -1, tap_fd = -1;
 	struct vm_share *shares;
 	struct vm_config vc = { 0 };
 	struct sandbox *sb;
@@ -224,6 +235,16 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 		return -1;
 	if (env_timeout && atoi(env_timeout) > 0)
 		timeout = (unsigned)atoi(env_timeout);
+	/* The tap must exist before the VMM starts (microvm has no hotplug);
+	 * what it mirrors is found at sandbox_mirror_network, once CNI has run. */
+	if (sp->netns_path && cfg->network) {
+		netns_fd = netns_open(sp->netns_path, err);
+		if (netns_fd < 0)
+			return -1;
+		tap_fd = netns_tap_create(netns_fd, err);
+		if (tap_fd < 0)
+			return runm_error_wrap(err, "network namespace `%s`", sp->netns_path);
+	}
 	shares = xzalloc((sp->n_shares + 1) * sizeof(*shares));
 	shares[0] = (struct vm_share){ .host_path = sp->rootfs, .tag = SANDBOX_ROOTFS_TAG, .readonly = sp->rootfs_readonly };
 	for (size_t i = 0; i < sp->n_shares; i++)
@@ -249,11 +270,15 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 		vc.n_ports = sp->n_ports;
 	}
 	vc.state_dir = cfg->state_dir;
+	vc.tap_fd = tap_fd;
+	vc.netns_fd = netns_fd;
 
 	sb = xzalloc(sizeof(*sb));
 	sb->loop = loop;
 	sb->id = xstrdup(cfg->id);
 	sb->chan = -1;
+	/* The VMM has its own fd on the tap; ours closes below (cleanup). */
+	sb->netns_fd = steal_fd(&netns_fd);
 	sb->ready_cb = ready;
 	sb->exit_cb = exited;
 	sb->data = data;
@@ -274,6 +299,28 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	sb->deadline = loop_timer_add(loop, timeout, on_deadline, sb);
 	*out = sb;
 	return 0;
+}
+
+int sandbox_mirror_network(struct sandbox *sb, ttrpc_reply_fn cb, void *data, runm_error_t *err)
+{
+	Runm__Agent__V1__NetworkRequest req = RUNM__AGENT__V1__NETWORK_REQUEST__INIT;
+	struct netns_iface iface;
+	int r;
+
+	if (sb->netns_fd < 0 || sb->mirrored)
+		return 0;
+	r = netns_mirror(sb->netns_fd, &iface, err);
+	if (r <= 0)
+		return r;
+	sb->mirrored = xstrdup(iface.name);
+	log_info("%s: network namespace's %s (%s, %s, gateway %s, mtu %u) mirrored to " NETNS_TAP, sb->id,
+		 iface.name, iface.address, iface.mac, iface.gateway[0] ? iface.gateway : "none", iface.mtu);
+	req.address = iface.address;
+	req.gateway = iface.gateway;
+	req.mtu = iface.mtu;
+	req.mac = iface.mac;
+	sandbox_call(sb, "Network", &req.base, 10000, 0, cb, data);
+	return 1;
 }
 
 struct gone_call {
@@ -343,6 +390,16 @@ void sandbox_stop(struct sandbox *sb)
 	sb->w_chan = NULL;
 	loop_unwatch(sb->w_vmm);
 	sb->w_vmm = NULL;
+	/* Gracefully first: the agent powers the guest off (its filesystems
+	 * synced), which ends the VMM; a guest that does not within the grace
+	 * period is quit through QMP, then killed. */
+	if (sb->conn && sb->ready && sb->vm && !sb->stopped) {
+		Runm__Agent__V1__Empty req = RUNM__AGENT__V1__EMPTY__INIT;
+		/* Queued and, with room in the socket, written at once. */
+		ttrpc_call(sb->conn, AGENT_SERVICE, "Shutdown", &req.base, 0, 0, NULL, NULL);
+		if (!vm_wait(sb->vm, SANDBOX_SHUTDOWN_GRACE_MS))
+			log_debug("the guest of %s did not power off within %d ms", sb->id, SANDBOX_SHUTDOWN_GRACE_MS);
+	}
 	if (sb->conn)
 		ttrpc_conn_close(sb->conn);
 	if (sb->vm && !sb->stopped && vm_stop(sb->vm, 3000, &err) < 0)

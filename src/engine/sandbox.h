@@ -13,6 +13,9 @@
 #include <stdbool.h>
 
 #define SANDBOX_BOOT_TIMEOUT_MS 60000
+/* How long a stop waits for the guest to power off when asked, before QMP
+ * quit and SIGKILL. */
+#define SANDBOX_SHUTDOWN_GRACE_MS 1000
 /* 9p tag of the rootfs share (engine_create passes it to the agent). */
 #define SANDBOX_ROOTFS_TAG "rootfs"
 
@@ -41,6 +44,15 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 struct ttrpc_stream *sandbox_call(struct sandbox *sb, const char *method, const ProtobufCMessage *req,
 				  uint64_t timeout_ms, uint8_t flags, ttrpc_reply_fn cb, void *data);
 struct ttrpc_conn *sandbox_conn(const struct sandbox *sb);
+/* When the spec names a network namespace (spec.netns_path), the VM's NIC
+ * is a tap in it (engine/netns.h). Call this before the init process
+ * starts: CNI may have configured the namespace only after Create (ctr
+ * --cni does it between Create and Start). It redirects the namespace's
+ * interface to the tap and has the agent give eth0 its MAC, address, route
+ * and MTU. Returns 1 when cb will run with the agent's answer, 0 when there
+ * is nothing to do (user-mode NAT, already done, or no interface in the
+ * namespace: the container then has lo only), -1 on error. */
+int sandbox_mirror_network(struct sandbox *sb, ttrpc_reply_fn cb, void *data, runm_error_t *err);
 pid_t sandbox_vmm_pid(const struct sandbox *sb);
 /* The guest kernel release the agent reported. */
 const char *sandbox_guest_kernel(const struct sandbox *sb);

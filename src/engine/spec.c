@@ -131,17 +131,39 @@ static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
 }
 
 /* The VM is the sandbox: the container shares the VM's network, and paths
- * of host namespaces mean nothing in the guest. */
-static void rewrite_namespaces(json_object *linux_)
+ * of host namespaces mean nothing in the guest. The network namespace's
+ * path stays for the host: that namespace is mirrored into the VM. */
+static int rewrite_namespaces(json_object *linux_, struct spec *s, runm_error_t *err)
 {
 	json_object *ns = get_typed(linux_, "namespaces", json_type_array);
 	json_object *kept;
 	size_t n;
 
 	if (ns == NULL)
-		return;
-	kept = json_object_new_array();
+		return 0;
 	n = json_object_array_length(ns);
+	/* Checked before the array is replaced: on error the config is untouched. */
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(ns, i);
+		json_object *type = get_typed(e, "type", json_type_string);
+		json_object *path = NULL;
+		const char *p;
+
+		if (type == NULL || strcmp(json_object_get_string(type), "network") != 0 ||
+		    !json_object_object_get_ex(e, "path", &path))
+			continue;
+		if (!json_object_is_type(path, json_type_string))
+			return runm_error_make(err, 0, "config.json: linux.namespaces[%zu].path is not a string", i);
+		p = json_object_get_string(path);
+		if (p[0] == '\0') /* the spec's "no path": a new namespace */
+			continue;
+		if (p[0] != '/' || strlen(p) >= PATH_MAX)
+			return runm_error_make(err, 0, "config.json: network namespace path `%.100s` is not an absolute path",
+					       p);
+		free(s->netns_path);
+		s->netns_path = xstrdup(p);
+	}
+	kept = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(ns, i);
 		json_object *type = get_typed(e, "type", json_type_string);
@@ -151,6 +173,7 @@ static void rewrite_namespaces(json_object *linux_)
 		json_object_array_add(kept, json_object_get(e));
 	}
 	json_object_object_add(linux_, "namespaces", kept);
+	return 0;
 }
 
 static void read_resources(json_object *linux_, struct spec *s)
@@ -207,6 +230,11 @@ static int add_port(struct spec *s, const char *ip, unsigned short host_port, un
 	if (!s->network)
 		return runm_error_make(err, 0, "%s: published ports need networking, but " SPEC_ANN_NETWORK " is none",
 				       origin);
+	if (s->netns_path)
+		return runm_error_make(err, 0,
+				       "%s: no published ports for a container in network namespace `%s`: publish them "
+				       "there (CNI's portmap)",
+				       origin, s->netns_path);
 	if (s->n_ports >= SPEC_MAX_PORTS)
 		return runm_error_make(err, 0, "%s: more than %d published ports", origin, SPEC_MAX_PORTS);
 	/* IPv4 only: QEMU's hostfwd (7.2) takes nothing else. */
@@ -334,6 +362,15 @@ static int read_network(json_object *root, struct spec *s, runm_error_t *err)
 		s->network = false;
 	else if (net && strcmp(net, "user") != 0)
 		return runm_error_make(err, 0, "annotation " SPEC_ANN_NETWORK ": `%s`: user or none", net);
+	/* Asked for by name, user-mode NAT wins over the namespace's network. */
+	if (!s->network || net) {
+		free(s->netns_path);
+		s->netns_path = NULL;
+	}
+	/* In a namespace of its own, CNI's portmap publishes the ports (nerdctl
+	 * sets both it and its label): the VMM has nothing to listen on. */
+	if (s->netns_path)
+		return 0;
 	if (ports && spec_add_ports(s, ports, "annotation " SPEC_ANN_PORTS, err) < 0)
 		return -1;
 	if (nerdctl && parse_nerdctl_ports(s, nerdctl, err) < 0)
@@ -381,7 +418,8 @@ int spec_prepare(const char *bundle, const char *json, size_t len, struct spec *
 	if (rewrite_mounts(root, s, err) < 0)
 		goto fail;
 	linux_ = get_typed(root, "linux", json_type_object);
-	rewrite_namespaces(linux_);
+	if (rewrite_namespaces(linux_, s, err) < 0)
+		goto fail;
 	read_resources(linux_, s);
 	if (read_network(root, s, err) < 0)
 		goto fail;
@@ -425,5 +463,6 @@ void spec_release(struct spec *s)
 	free(s->ports);
 	free(s->guest_json);
 	free(s->rootfs);
+	free(s->netns_path);
 	memset(s, 0, sizeof(*s));
 }

@@ -1,8 +1,9 @@
 /* spec.h - turn a host OCI bundle's config.json into what the guest runs:
  * the rootfs and every bind mount become 9p shares, host-only settings
- * (network namespace paths, hooks, LSM labels) are dropped, and the
- * container's resource limits size its VM, and its annotations give the
- * VM's network and published ports. Untrusted input: every field is
+ * (hooks, LSM labels) are dropped, the container's resource limits size
+ * its VM, and its annotations give the VM's network and published ports. A
+ * network namespace given by path (CNI's, made by containerd, CRI or the
+ * user) is kept for the host: the VM's NIC mirrors it (engine/netns.h). Untrusted input: every field is
  * type-checked, and errors name the field. */
 #ifndef RUNM_ENGINE_SPEC_H
 #define RUNM_ENGINE_SPEC_H
@@ -48,7 +49,10 @@ struct spec {
 	size_t n_shares;
 	unsigned mem_mib;  /* 0 = no limit in the spec */
 	unsigned vcpus;    /* 0 = no CPU limit in the spec */
-	bool network;      /* user-mode NAT in the VM: on unless io.runm.network=none */
+	bool network;      /* a NIC in the VM: on unless io.runm.network=none */
+	char *netns_path;  /* linux.namespaces' network path: the NIC mirrors it instead of
+			    * user-mode NAT, and published ports do not apply (CNI's portmap
+			    * publishes them in that namespace); NULL = user-mode NAT */
 	struct spec_port *ports; /* published ports, from the annotations (and `runm run -p`) */
 	size_t n_ports;
 };

@@ -115,6 +115,11 @@ static void on_agent_create(void *data, int code, const char *msg, const uint8_t
 	}
 	resp = PB_UNPACK(Runm__Agent__V1__CreateResponse, runm__agent__v1__create_response__descriptor, payload, len);
 	c->init->pid = resp ? resp->pid : 0;
+	/* In a network namespace of its own, the task's pid is the VMM's, as
+	 * Kata's is: that is the process in the namespace, and ctr --cni runs
+	 * CNI in /proc/<task pid>/ns/net (a guest pid names a random host one). */
+	if (c->spec.netns_path)
+		c->init->pid = (uint32_t)sandbox_vmm_pid(c->sb);
 	if (process_start_relay(c->init, c->sb, &err) < 0) {
 		fail_create(c, TTRPC_INTERNAL, &err);
 		container_destroy_later(c);
@@ -299,7 +304,7 @@ static void on_agent_start(void *data, int code, const char *msg, const uint8_t 
 	if (p->exec_id[0] && p->terminal && p->relay == NULL && process_start_relay(p, c->sb, &err) < 0)
 		log_warn("%s: %s", c->id, runm_error_msg(err));
 	resp = PB_UNPACK(Runm__Agent__V1__StartResponse, runm__agent__v1__start_response__descriptor, payload, len);
-	if (resp && resp->pid)
+	if (resp && resp->pid && !(p->exec_id[0] == '\0' && c->spec.netns_path))
 		p->pid = resp->pid;
 	if (!p->exited)
 		p->status = PROCESS_RUNNING;
@@ -323,6 +328,30 @@ static void on_agent_start(void *data, int code, const char *msg, const uint8_t 
 	sandbox_call(c->sb, "Wait", &wreq.base, 0, 0, on_agent_wait, call_new(c->table, c, p, NULL));
 }
 
+/* The guest's eth0 is configured: now the init process may start. */
+static void on_agent_network(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
+{
+	struct call *k = data;
+	Runm__Agent__V1__StartRequest areq = RUNM__AGENT__V1__START_REQUEST__INIT;
+	struct container *c;
+	struct process *p;
+	(void)payload;
+	(void)len;
+
+	if (!call_resolve(k, &c, &p)) {
+		free(k);
+		return;
+	}
+	if (code != TTRPC_OK) {
+		log_error("%s: configure the VM's network: %s", c->id, msg ? msg : "failed");
+		ttrpc_reply_error(k->s, agent_code(code), "configure the VM's network: %s", msg ? msg : "failed");
+		free(k);
+		return;
+	}
+	areq.exec_id = p->exec_id;
+	sandbox_call(c->sb, "Start", &areq.base, AGENT_TIMEOUT_MS, 0, on_agent_start, k);
+}
+
 static void h_start(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
 	UNPACK_OR_FAIL(req, Containerd__Task__V2__StartRequest, containerd__task__v2__start_request__descriptor);
@@ -341,6 +370,21 @@ static void h_start(struct ttrpc_stream *s, const uint8_t *payload, size_t len, 
 	if (c->vm_dead) {
 		ttrpc_reply_error(s, TTRPC_UNAVAILABLE, "the VM of %s is gone", c->id);
 		return;
+	}
+	/* The container's network namespace, if it has one of its own, is
+	 * configured by now (ctr --cni runs CNI between Create and Start). */
+	if (p->exec_id[0] == '\0') {
+		cleanup_error runm_error_t err = NULL;
+		struct call *k = call_new(&t->table, c, p, s);
+		int r = sandbox_mirror_network(c->sb, on_agent_network, k, &err);
+		if (r > 0) /* on_agent_network owns k and sends the Start */
+			return;
+		free(k);
+		if (r < 0) {
+			log_error("%s: %s", c->id, runm_error_msg(err));
+			ttrpc_reply_error(s, TTRPC_INTERNAL, "%s", runm_error_msg(err));
+			return;
+		}
 	}
 	areq.exec_id = p->exec_id;
 	sandbox_call(c->sb, "Start", &areq.base, AGENT_TIMEOUT_MS, 0, on_agent_start, call_new(&t->table, c, p, s));

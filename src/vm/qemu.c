@@ -27,6 +27,7 @@
 /* Fds the child sees (vm_spawn passes pass_fds[i] as 3 + i). */
 #define CHILD_FD_AGENT 3
 #define CHILD_FD_QMP 4
+#define CHILD_FD_TAP 5
 
 struct qemu_arch {
 	const char *binary;    /* qemu-system-<arch> */
@@ -178,8 +179,8 @@ static char *kernel_cmdline(const struct vm_config *cfg, const char *accel)
 	const char *base = "quiet panic=-1";
 	(void)accel;
 #endif
-	return xasprintf("console=%s %s%s%s%s", arch.console, base, tsc ? tsc : "",
-			 cfg->cmdline_extra && *cfg->cmdline_extra ? " " : "",
+	return xasprintf("console=%s %s%s%s%s%s", arch.console, base, tsc ? tsc : "",
+			 cfg->tap_fd > 0 ? " " VM_CMDLINE_NET_MIRROR : "", cfg->cmdline_extra && *cfg->cmdline_extra ? " " : "",
 			 cfg->cmdline_extra ? cfg->cmdline_extra : "");
 }
 
@@ -341,7 +342,17 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 		push(&argv, "-device");
 		push(&argv, "virtio-9p-%s,fsdev=fs%zu,mount_tag=%s", v, i, s->tag);
 	}
-	if (cfg->network) {
+	if (cfg->tap_fd > 0) {
+		/* The tap was opened in the container's network namespace and
+		 * stays there; the VMM only writes and reads frames on the fd. */
+		push(&argv, "-netdev");
+		push(&argv, "tap,id=net0,fd=%d", CHILD_FD_TAP);
+		push(&argv, "-device");
+		if (cfg->mac && *cfg->mac)
+			push(&argv, "virtio-net-%s,netdev=net0,mac=%s", v, cfg->mac);
+		else
+			push(&argv, "virtio-net-%s,netdev=net0", v);
+	} else if (cfg->network) {
 		cleanup_free char *netdev = xstrdup("user,id=net0");
 		for (size_t i = 0; i < cfg->n_ports; i++) {
 			const struct vm_port *pt = &cfg->ports[i];
@@ -548,8 +559,11 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 	q->qmp_fd = -1;
 	vm->priv = q;
 
-	if (check_ports(cfg, err) < 0)
+	if (cfg->tap_fd <= 0 && check_ports(cfg, err) < 0)
 		return -1;
+	/* The MAC lands in a QEMU option: only hex digits and colons. */
+	if (cfg->mac && strspn(cfg->mac, "0123456789abcdefABCDEF:") != strlen(cfg->mac))
+		return runm_error_make(err, EINVAL, "MAC `%s`: expected aa:bb:cc:dd:ee:ff", cfg->mac);
 	if (find_binary(cfg, &binary, err) < 0)
 		return -1;
 	if (build_argv(cfg, binary, accel, vm->console_path, &argv, err) < 0)
@@ -568,7 +582,7 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 	if (unlink(vm->console_path) < 0 && errno != ENOENT)
 		return runm_error_make(err, errno, "remove `%s`", vm->console_path);
 	log_command(argv);
-	if (vm_spawn(vm, argv, (const int[]){ agent_vmm, qmp_vmm }, 2, err) < 0)
+	if (vm_spawn(vm, argv, (const int[]){ agent_vmm, qmp_vmm, cfg->tap_fd }, cfg->tap_fd > 0 ? 3 : 2, err) < 0)
 		return -1;
 	/* Our copies of the VMM's ends close here (cleanup): when QEMU exits,
 	 * the channel and QMP see EOF. */

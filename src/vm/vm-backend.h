@@ -26,6 +26,7 @@ struct vm {
 	pid_t pid;          /* -1 until spawned */
 	int pidfd;
 	int chan_fd; /* host end of the agent channel, -1 once taken */
+	int netns_fd; /* > 0: network namespace the VMM joins (vm_config's, not owned) */
 	bool reaped;
 	int wstatus; /* valid once reaped */
 	void *priv;  /* the backend's own state */
@@ -51,7 +52,7 @@ extern const struct vm_backend vm_qemu_backend;
 /* Spawn argv[0] (an absolute path) as the VMM: own process group, SIGKILL on
  * parent death, stdin /dev/null, stdout/stderr to vm->vmm_log_path, default
  * signal mask and dispositions, and no fd but pass_fds[i], which the child
- * sees as fd 3 + i. Sets vm->pid and vm->pidfd. Returns once exec succeeded. */
+ * sees as fd 3 + i; in vm->netns_fd's network namespace if set. Sets vm->pid and vm->pidfd. Returns once exec succeeded. */
 int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, runm_error_t *err);
 
 /* Wait until the VMM exits or deadline_ns passes (no reaping).

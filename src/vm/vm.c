@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,7 @@ int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err)
 	vm->pid = -1;
 	vm->pidfd = -1;
 	vm->chan_fd = -1;
+	vm->netns_fd = cfg->netns_fd;
 	if (ops->start(vm, cfg, accel, err) < 0) {
 		vm_free(vm);
 		return runm_error_wrap(err, "start %s (accel %s)", ops->name, accel);
@@ -131,7 +133,7 @@ static void child_fail(int errpipe, int e)
 
 /* Runs in the forked child: nothing here may allocate or take a lock. */
 static void child_exec(char *const argv[], const int *pass_fds, size_t n_pass, int devnull, int logfd, int errpipe,
-		       pid_t parent)
+		       pid_t parent, int netns_fd)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
@@ -150,6 +152,10 @@ static void child_exec(char *const argv[], const int *pass_fds, size_t n_pass, i
 	/* The parent may have died between fork and prctl: then nobody would kill us. */
 	if (getppid() != parent)
 		_exit(127);
+	/* The VMM lives in the container's network namespace, as Kata's does:
+	 * the namespace of the task's pid is where ctr --cni puts the network. */
+	if (netns_fd > 0 && setns(netns_fd, CLONE_NEWNET) < 0)
+		child_fail(errpipe, errno);
 	/* Blocked signals and ignored dispositions survive exec; the shim's
 	 * loop blocks SIGTERM/SIGCHLD for its signalfd, QEMU must not inherit that. */
 	for (int s = 1; s < NSIG; s++)
@@ -216,7 +222,7 @@ int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pa
 	if (pid < 0)
 		return runm_error_make(err, errno, "fork");
 	if (pid == 0)
-		child_exec(argv, pass_fds, n_pass, devnull, logfd, wr, parent);
+		child_exec(argv, pass_fds, n_pass, devnull, logfd, wr, parent, vm->netns_fd);
 	/* Also in the parent, so the group exists before anyone signals it. */
 	setpgid(pid, pid);
 	vm->pid = pid;
@@ -363,6 +369,16 @@ int vm_stop(struct vm *vm, unsigned timeout_ms, runm_error_t *err)
 	if (reap(vm, 0, &qerr) < 0 && !vm->reaped)
 		return pass_error(err, &qerr);
 	return 0;
+}
+
+bool vm_wait(struct vm *vm, unsigned timeout_ms)
+{
+	uint64_t deadline = now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	if (vm->pid <= 0 || vm->reaped)
+		return true;
+	if (vm_wait_exit(vm, deadline, NULL) != 1)
+		return false;
+	return reap(vm, WNOHANG, NULL) == 1 || vm->reaped;
 }
 
 int vm_pause(struct vm *vm, runm_error_t *err)

@@ -40,6 +40,13 @@ struct vm_config {
 	bool network;              /* user-mode NAT networking (virtio-net) */
 	const struct vm_port *ports; /* published ports (network only); each host port is checked free first */
 	size_t n_ports;
+	/* Instead of user-mode NAT (network is then ignored): the NIC on this tap
+	 * device's fd, with this MAC (NULL = the VMM's default), and the VMM in
+	 * this network namespace (Kata's tc-redirect model, engine/netns.h).
+	 * 0 = none: fd 0 is never a tap or a namespace of ours. Not taken over. */
+	int tap_fd;
+	const char *mac;
+	int netns_fd;
 	const char *state_dir;     /* existing private dir for the VM's sockets and console log */
 	const char *backend;       /* NULL = "qemu" (or $RUNM_VMM) */
 	const char *accel;         /* NULL = auto: kvm if /dev/kvm usable, hvf on macOS, else tcg ($RUNM_ACCEL overrides) */
@@ -47,6 +54,9 @@ struct vm_config {
 };
 
 #define VM_DEFAULT_MEM_MIB 256
+/* On the guest's kernel command line when the NIC is on a tap (vm_config.tap_fd):
+ * the agent leaves eth0 down until the host says how to configure it. */
+#define VM_CMDLINE_NET_MIRROR "runm.net=mirror"
 /* Name of the virtio-serial port carrying the agent channel (guest: /dev/virtio-ports/<name>). */
 #define VM_CHANNEL_NAME "runm.agent"
 
@@ -77,6 +87,9 @@ int vm_resume(struct vm *vm, runm_error_t *err);
 /* Stop: QMP quit, wait up to timeout_ms, then SIGKILL, and reap. Idempotent.
  * (Graceful shutdown through the agent is the caller's job, before this.) */
 int vm_stop(struct vm *vm, unsigned timeout_ms, runm_error_t *err);
+/* Wait up to timeout_ms for the VMM to exit by itself (the guest powering
+ * off) and reap it; true if it did. For a graceful stop before vm_stop. */
+bool vm_wait(struct vm *vm, unsigned timeout_ms);
 
 /* The last `max` bytes of the guest console log (for error messages), malloc'd. */
 char *vm_console_tail(const struct vm *vm, size_t max);

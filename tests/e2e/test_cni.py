@@ -1,0 +1,228 @@
+#!/usr/bin/python3
+"""test_cni.py - a container's CNI network namespace mirrored into its VM
+(Kata's tc-redirect model): `ctr run --cni` with Debian's bridge + host-local
+plugins, two runm containers reaching each other at the addresses CNI gave them.
+
+Nothing touches the machine's own network or files: containerd, its shims, the
+VMs and ctr (which runs the CNI plugins) all live in a network namespace the
+test creates (runm-cni-<pid>), and in a private mount namespace where /etc and
+/var/lib are overlays on a tmpfs (for /etc/cni/net.d and host-local's
+/var/lib/cni). Each container's network namespace is created by the test too
+(runm-cni-<pid>-c1, ...), given to ctr with --with-ns: ctr 1.6's --cni runs
+CNI in the namespace of the task's pid, the VMM's, which joins the namespace
+of the spec. The bridge cni-runm0 and 10.250.0.0/24 exist only in the test's
+namespaces, all deleted at the end, also on failure.
+
+Needs root, iproute2 and containernetworking-plugins (tools/deps.sh)."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import (RUNM, Containerd, import_busybox, kill_leftovers, leaks, log, main,  # noqa: E402
+                 run, test, wait_for)
+
+PLUGINS = "/usr/lib/cni"
+NS = "runm-cni-%d" % os.getpid()
+SUBNET = "10.250.0.0/24"
+TAP = "tap0_runm"
+CONFLIST = {
+    "cniVersion": "0.4.0",
+    "name": "runm-cni-test",
+    "plugins": [{
+        "type": "bridge",
+        "bridge": "cni-runm0",
+        "isGateway": True,
+        "ipMasq": False,  # no iptables: nothing leaves the namespace anyway
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET}]],
+                 "routes": [{"dst": "0.0.0.0/0"}]},
+    }],
+}
+
+# In the private mount namespace, before containerd: overlays so that CNI's
+# files never reach the host's /etc and /var/lib.
+SETUP = r"""set -e
+mount -t tmpfs -o mode=0755 runm-cni "$T/ov"
+for d in etc var/lib; do
+  n=$(echo $d | tr / _)
+  mkdir -p "$T/ov/$n/u" "$T/ov/$n/w"
+  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$T/ov/$n/u,workdir=$T/ov/$n/w" "/$d"
+done
+mkdir -p /etc/cni/net.d /var/lib/cni
+cp "$T/10-runm.conflist" /etc/cni/net.d/
+exec containerd --config "$T/config.toml"
+"""
+
+
+def ip(*args, check=True):
+    return run(["ip"] + list(args), timeout=20, check=check, text=True)
+
+
+def netns_path(name):
+    return "/run/netns/" + name
+
+
+class CniContainerd(Containerd):
+    """containerd in network namespace NS and a private mount namespace; ctr
+    runs in both too (it runs the CNI plugins)."""
+
+    def start(self):
+        self._setup()
+        os.makedirs(os.path.join(self.tmp, "ov"))
+        with open(os.path.join(self.tmp, "10-runm.conflist"), "w") as f:
+            json.dump(CONFLIST, f)
+        self._logf = open(self.log_path, "ab")
+        env = self.env()
+        env["T"] = self.tmp
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", NS, "unshare", "-m", "--propagation", "private", "sh", "-c", SETUP],
+            stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT, env=env, cwd=self.tmp)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("containerd exited with status %s:\n%s" % (
+                    self.proc.returncode, self.log()[-4000:]))
+            return os.path.exists(self.address) and \
+                self.ctr("version", timeout=10, check=False).returncode == 0
+        wait_for(up, self.start_timeout, "containerd to answer in " + NS, interval=0.2)
+        return self
+
+    def nsenter(self):
+        # ip, unshare and sh all exec: the pid is containerd's.
+        return ["nsenter", "--net=" + netns_path(NS), "--mount=/proc/%d/ns/mnt" % self.proc.pid]
+
+    def ctr(self, *args, input=None, timeout=60, check=True, text=None, env=None, **kw):
+        e = self.env()
+        if env:
+            e.update(env)
+        cmd = self.nsenter() + ["ctr", "--address", self.address, "--namespace", self.namespace] + \
+            [str(a) for a in args]
+        return run(cmd, input=input, timeout=timeout, check=check, text=text, env=e, **kw)
+
+    def private_mounts(self):
+        """Mounts under tmp in containerd's mount namespace (the shim's rootfs
+        mounts live there, invisible to lib.leaks) other than the overlays' tmpfs."""
+        res = []
+        try:
+            with open("/proc/%d/mountinfo" % self.proc.pid) as f:
+                for line in f:
+                    mp = line.split()[4]
+                    if mp.startswith(self.tmp + "/") and mp != os.path.join(self.tmp, "ov"):
+                        res.append(mp)
+        except OSError:
+            pass
+        return res
+
+
+def addr_in(ns, dev="eth0"):
+    """The IPv4 address/prefix of dev in network namespace ns, or None."""
+    r = ip("-n", ns, "-4", "-o", "addr", "show", "dev", dev, check=False)
+    m = re.search(r"inet (\d+\.\d+\.\d+\.\d+/\d+)", r.stdout or "")
+    return m.group(1) if m else None
+
+
+def our_netns():
+    out = ip("netns", "list").stdout
+    return sorted(line.split()[0] for line in out.splitlines() if line.split() and
+                  line.split()[0].startswith(NS))
+
+
+def host_has(dev):
+    return ip("link", "show", "dev", dev, check=False).returncode == 0
+
+
+def run_cni(cd, ref, name, *cmd, detach=True):
+    args = ["run"] + (["-d"] if detach else ["--rm"]) + [
+        "--cni", "--with-ns", "network:" + netns_path(NS + "-" + name), "--runtime", RUNM, ref, name] + list(cmd)
+    return cd.ctr(*args, timeout=240, check=False)
+
+
+def delete_task(cd, name):
+    cd.ctr("task", "kill", "-s", "SIGKILL", name, check=False, timeout=30)
+    wait_for(lambda: cd.tasks().get(name) in (None, "STOPPED"), 60, "task %s to stop" % name)
+    cd.ctr("task", "delete", name, check=False, timeout=60)
+    cd.ctr("container", "rm", name, check=False, timeout=30)
+
+
+@test(timeout=900)
+def cni_two_containers_reach_each_other():
+    assert os.path.isfile(os.path.join(PLUGINS, "bridge")), \
+        "no CNI plugins in %s: apt-get install containernetworking-plugins" % PLUGINS
+    names = ["c1", "c2"]
+    cd = None
+    ok = False
+    try:
+        for ns in [NS] + ["%s-%s" % (NS, n) for n in names]:
+            ip("netns", "add", ns)
+            ip("-n", ns, "link", "set", "lo", "up")
+        cd = CniContainerd(namespace="runm-cni")
+        cd.start()
+        ref = import_busybox(cd)
+
+        # c1 echoes what it gets on port 7777.
+        r = run_cni(cd, ref, "c1", "nc", "-ll", "-p", "7777", "-e", "cat")
+        assert r.returncode == 0, "ctr run c1: %s%s" % (r.stdout, r.stderr)
+        c1_addr = addr_in(NS + "-c1")
+        assert c1_addr and c1_addr.startswith("10.250.0."), "CNI gave c1 no address: %s" % c1_addr
+        c1_ip = c1_addr.split("/")[0]
+        log("CNI gave c1 %s" % c1_addr)
+
+        # (b) The container's eth0 has the address CNI assigned, and the default
+        # route goes through the bridge.
+        out = cd.ctr("task", "exec", "--exec-id", "ipaddr", "c1", "ip", "-4", "-o", "addr", "show", "eth0",
+                     timeout=60).stdout
+        assert "inet %s " % c1_addr in out, "c1's eth0 in the VM: %r, CNI gave %s" % (out, c1_addr)
+        out = cd.ctr("task", "exec", "--exec-id", "route", "c1", "ip", "route", timeout=60).stdout
+        assert "default via 10.250.0.1" in out, "c1's routes: %r" % out
+        # The redirect exists in c1's namespace, and nothing in the machine's own.
+        qd = run(["tc", "-n", NS + "-c1", "qdisc", "show", "dev", "eth0"], text=True).stdout
+        assert "ingress" in qd, "no ingress qdisc on c1's eth0: %r" % qd
+        assert ip("-n", NS + "-c1", "link", "show", TAP, check=False).returncode == 0, "no tap in c1's netns"
+        assert not host_has(TAP) and not host_has("cni-runm0"), "a test device in the machine's namespace"
+
+        # (a) c2, at the address CNI gives it, gets c1's echo.
+        script = ("for i in 1 2 3 4 5 6 7 8 9 10; do r=$(echo hello-runm | nc -w 5 %s 7777) && "
+                  "[ -n \"$r\" ] && echo \"got:$r\" && ip -4 -o addr show eth0 && exit 0; sleep 1; done; exit 1"
+                  % c1_ip)
+        r = run_cni(cd, ref, "c2", "sh", "-c", script, detach=False)
+        assert r.returncode == 0 and "got:hello-runm" in r.stdout, \
+            "c2 -> c1:7777: status %d: %s%s" % (r.returncode, r.stdout, r.stderr)
+        c2_addr = addr_in(NS + "-c2")
+        assert c2_addr and "inet %s " % c2_addr in r.stdout, "c2's eth0: %r, CNI gave %s" % (r.stdout, c2_addr)
+        assert c2_addr != c1_addr
+
+        # (c) Teardown: the VMs, the taps and the redirects go with the tasks.
+        delete_task(cd, "c1")
+        cd.ctr("container", "rm", "c2", check=False, timeout=30)
+        for n in names:
+            wait_for(lambda n=n: ip("-n", NS + "-" + n, "link", "show", TAP, check=False).returncode != 0, 10,
+                     "the tap in %s to go" % n)
+        qd = run(["tc", "-n", NS + "-c1", "qdisc", "show", "dev", "eth0"], text=True).stdout
+        assert "ingress" not in qd, "the redirect on c1's eth0 is left: %r" % qd
+        wait_for(lambda: not leaks(cd) and not cd.private_mounts(), 15, "no VMM, shim or mount left")
+        assert cd.tasks() == {}, "tasks left: %s" % cd.tasks()
+        extra = [n for n in our_netns() if n not in [NS] + ["%s-%s" % (NS, m) for m in names]]
+        assert not extra, "network namespaces left: %s" % extra
+        ok = True
+    finally:
+        if cd is not None:
+            if not ok:
+                log("containerd log tail:\n" + cd.log()[-3000:])
+            if cd.proc:
+                cd.cleanup_containers()
+            did = kill_leftovers(cd)
+            if did:
+                log("cleanup: " + ", ".join(did))
+            if cd.proc:
+                cd.stop(check=ok)
+            cd.remove()
+        for ns in reversed(our_netns()):
+            ip("netns", "del", ns, check=False)
+        # Deleting a namespace is asynchronous in the kernel, its name is not.
+        assert not our_netns(), "network namespaces left: %s" % our_netns()
+
+
+if __name__ == "__main__":
+    main()
