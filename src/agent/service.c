@@ -197,6 +197,11 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 		ttrpc_reply_error(s, TTRPC_INVALID_ARGUMENT, "create: container id and rootfs share are required");
 		return;
 	}
+	/* The VM is the container's host: a container without a hostname of
+	 * its own (a new UTS namespace inherits ours) is named after itself,
+	 * where runc would show the host's name. */
+	if (sethostname(req->id, strnlen(req->id, 63)) < 0)
+		log_warn("sethostname: %s", strerror(errno));
 	if (mount_share(req->rootfs_tag, BUNDLE "/rootfs", false, &err) < 0)
 		return reply_err(s, TTRPC_INTERNAL, &err);
 	for (size_t i = 0; i < req->n_mounts; i++) {

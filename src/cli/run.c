@@ -207,12 +207,32 @@ static void set_raw(struct monitor *m)
 		m->raw = cli_tty_raw(m->tty, &m->saved);
 }
 
+static void start_init(struct monitor *m)
+{
+	Runm__Agent__V1__StartRequest req = RUNM__AGENT__V1__START_REQUEST__INIT;
+	req.exec_id = "";
+	sandbox_call(m->sb, "Start", &req.base, 60000, 0, on_start, m);
+}
+
+static void on_network(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
+{
+	struct monitor *m = data;
+	runm_error_t err = NULL;
+	(void)payload;
+	(void)len;
+	if (code != 0) {
+		runm_error_make(&err, 0, "configuring the container's network: %s", msg);
+		return fail(m, &err);
+	}
+	start_init(m);
+}
+
 static void on_create(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
 {
 	struct monitor *m = data;
-	Runm__Agent__V1__StartRequest sreq = RUNM__AGENT__V1__START_REQUEST__INIT;
 	runm_error_t err = NULL;
 	int fds[3] = { -1, -1, -1 };
+	int r;
 	(void)payload;
 	(void)len;
 
@@ -225,8 +245,13 @@ static void on_create(void *data, int code, const char *msg, const uint8_t *payl
 	    relay_start(m->loop, m->sb, "", fds[0], fds[1], fds[2], on_relay_done, m, &m->relay, &err) < 0)
 		return fail(m, &err); /* relay_start closed the fds */
 	set_raw(m);
-	sreq.exec_id = "";
-	sandbox_call(m->sb, "Start", &sreq.base, 60000, 0, on_start, m);
+	/* A bundle naming a network namespace: its interface is mirrored into
+	 * the VM before the process starts, as the shim does. */
+	r = sandbox_mirror_network(m->sb, on_network, m, &err);
+	if (r < 0)
+		return fail(m, &err);
+	if (r == 0)
+		start_init(m);
 }
 
 static void on_ready(struct sandbox *sb, runm_error_t *err, void *data)

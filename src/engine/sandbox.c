@@ -231,8 +231,12 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	const char *env_timeout = getenv("RUNM_BOOT_TIMEOUT_MS");
 	int r;
 
-	if (sandbox_find_guest(&kernel, &initrd, err) < 0)
+	if (cfg->kernel && cfg->initrd) {
+		kernel = xstrdup(cfg->kernel);
+		initrd = xstrdup(cfg->initrd);
+	} else if (sandbox_find_guest(&kernel, &initrd, err) < 0) {
 		return -1;
+	}
 	if (env_timeout && atoi(env_timeout) > 0)
 		timeout = (unsigned)atoi(env_timeout);
 	/* The tap must exist before the VMM starts (microvm has no hotplug);
@@ -253,8 +257,8 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 						   .readonly = sp->shares[i].readonly };
 	vc.kernel = kernel;
 	vc.initrd = initrd;
-	vc.mem_mib = cfg->mem_mib ? cfg->mem_mib : sp->mem_mib;
-	vc.vcpus = cfg->vcpus ? cfg->vcpus : sp->vcpus;
+	vc.mem_mib = cfg->mem_mib ? cfg->mem_mib : sp->mem_mib ? sp->mem_mib : cfg->default_mem_mib;
+	vc.vcpus = cfg->vcpus ? cfg->vcpus : sp->vcpus ? sp->vcpus : cfg->default_vcpus;
 	vc.shares = shares;
 	vc.n_shares = sp->n_shares + 1;
 	/* The spec can turn networking off (io.runm.network=none), not on. */

@@ -23,8 +23,12 @@ struct sandbox_config {
 	const char *id;        /* container id, for messages */
 	const char *state_dir; /* existing private directory for the VM's sockets and logs */
 	const struct spec *spec; /* rootfs and shares */
-	unsigned mem_mib;      /* 0 = spec's, else default */
-	unsigned vcpus;        /* 0 = spec's, else 1 */
+	unsigned mem_mib;      /* 0 = spec's, else default_mem_mib */
+	unsigned vcpus;        /* 0 = spec's, else default_vcpus */
+	unsigned default_mem_mib; /* for a container without limits; 0 = VM_DEFAULT_MEM_MIB */
+	unsigned default_vcpus;   /* 0 = 1 */
+	const char *kernel;    /* both set: this guest instead of sandbox_find_guest's */
+	const char *initrd;
 	bool network;
 	unsigned boot_timeout_ms; /* 0 = SANDBOX_BOOT_TIMEOUT_MS ($RUNM_BOOT_TIMEOUT_MS overrides) */
 };

@@ -7,6 +7,7 @@
 #include "task.h"
 #include "container.h"
 #include "metrics.h"
+#include "options.h"
 #include "paths.h"
 #include "process.h"
 #include "common/log.h"
@@ -96,7 +97,6 @@ static void on_agent_create(void *data, int code, const char *msg, const uint8_t
 {
 	cleanup_free struct call *k = data;
 	cleanup_error runm_error_t err = NULL;
-	cleanup_pb Runm__Agent__V1__CreateResponse *resp = NULL;
 	Containerd__Task__V2__CreateTaskResponse reply = CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
 	Containerd__Events__TaskCreate ev = CONTAINERD__EVENTS__TASK_CREATE__INIT;
 	Containerd__Events__TaskIO io = CONTAINERD__EVENTS__TASK_IO__INIT;
@@ -113,13 +113,12 @@ static void on_agent_create(void *data, int code, const char *msg, const uint8_t
 		container_destroy_later(c);
 		return;
 	}
-	resp = PB_UNPACK(Runm__Agent__V1__CreateResponse, runm__agent__v1__create_response__descriptor, payload, len);
-	c->init->pid = resp ? resp->pid : 0;
-	/* In a network namespace of its own, the task's pid is the VMM's, as
-	 * Kata's is: that is the process in the namespace, and ctr --cni runs
-	 * CNI in /proc/<task pid>/ns/net (a guest pid names a random host one). */
-	if (c->spec.netns_path)
-		c->init->pid = (uint32_t)sandbox_vmm_pid(c->sb);
+	(void)payload; /* the guest's pid of the init is not what containerd wants */
+	(void)len;
+	/* The task's pid is the VMM's, as Kata's is: containerd and its users
+	 * take it for a host pid (ctr --cni runs CNI in /proc/<pid>/ns/net), and
+	 * the guest's pid would name some unrelated host process. */
+	c->init->pid = (uint32_t)sandbox_vmm_pid(c->sb);
 	if (process_start_relay(c->init, c->sb, &err) < 0) {
 		fail_create(c, TTRPC_INTERNAL, &err);
 		container_destroy_later(c);
@@ -203,6 +202,7 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 			  payload, len);
 	cleanup_error runm_error_t err = NULL;
 	struct sandbox_config cfg = { 0 };
+	struct runm_config rc __attribute__((cleanup(config_release))) = { 0 };
 	struct container *c;
 	char pidbuf[16];
 
@@ -244,10 +244,16 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 		runm_error_make(&err, errno, "mkdir `%s`", c->state_dir);
 		goto fail;
 	}
+	if (shim_task_config(req->options, &rc, &err) < 0)
+		goto fail;
 	cfg.id = c->id;
 	cfg.state_dir = c->state_dir;
 	cfg.spec = &c->spec;
 	cfg.network = true;
+	cfg.kernel = rc.kernel;
+	cfg.initrd = rc.initrd;
+	cfg.default_mem_mib = rc.default_mem_mib;
+	cfg.default_vcpus = rc.default_vcpus;
 	c->create_stream = s;
 	if (sandbox_start(t->loop, &cfg, on_sandbox_ready, container_on_vm_exit, c, &c->sb, &err) < 0) {
 		c->create_stream = NULL;
@@ -304,7 +310,7 @@ static void on_agent_start(void *data, int code, const char *msg, const uint8_t 
 	if (p->exec_id[0] && p->terminal && p->relay == NULL && process_start_relay(p, c->sb, &err) < 0)
 		log_warn("%s: %s", c->id, runm_error_msg(err));
 	resp = PB_UNPACK(Runm__Agent__V1__StartResponse, runm__agent__v1__start_response__descriptor, payload, len);
-	if (resp && resp->pid && !(p->exec_id[0] == '\0' && c->spec.netns_path))
+	if (resp && resp->pid && p->exec_id[0] != '\0') /* the init's stays the VMM's */
 		p->pid = resp->pid;
 	if (!p->exited)
 		p->status = PROCESS_RUNNING;

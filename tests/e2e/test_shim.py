@@ -58,7 +58,7 @@ def vmm_pid(cd, cid):
         return int(f.read())
 
 
-@test(debug=False)  # the VMM command line in debug logs says "panic=-1", which the harness flags
+@test
 def run_rm_echo(cd):
     img = import_busybox(cd)
     t0 = time.monotonic()
@@ -68,7 +68,7 @@ def run_rm_echo(cd):
     assert_no_leaks(cd, ids=["echo1"])
 
 
-@test(debug=False)  # the VMM command line in debug logs says "panic=-1", which the harness flags
+@test
 def exit_status_and_stdio(cd):
     img = import_busybox(cd)
     r = cd.ctr("run", "--rm", "--runtime", RUNM, img, "ex3", "sh", "-c", "echo out; echo err >&2; exit 3",
@@ -94,7 +94,7 @@ def exit_status_and_stdio(cd):
     assert_no_leaks(cd, ids=["ex3", "envs", "in1", "big", "tty1"])
 
 
-@test(debug=False)  # the VMM command line in debug logs says "panic=-1", which the harness flags
+@test
 def detached_lifecycle(cd):
     img = import_busybox(cd)
     # pid 1 ignores signals it has no handler for: give it one for SIGTERM
@@ -129,7 +129,7 @@ def detached_lifecycle(cd):
     assert_no_leaks(cd, ids=["bg"])
 
 
-@test(debug=False)  # the VMM command line in debug logs says "panic=-1", which the harness flags
+@test
 def create_failure_leaves_nothing(cd):
     img = import_busybox(cd)
     r = cd.ctr("run", "--rm", "--runtime", RUNM, img, "bad", "/no/such/binary", check=False, timeout=120)
@@ -139,7 +139,7 @@ def create_failure_leaves_nothing(cd):
     assert_no_leaks(cd, ids=["bad"], timeout=10)
 
 
-@test(debug=False)  # the VMM command line in debug logs says "panic=-1", which the harness flags
+@test
 def two_containers_at_once(cd):
     img = import_busybox(cd)
     cd.ctr("run", "-d", "--runtime", RUNM, img, "c1", "sleep", "1000", timeout=120)
@@ -161,7 +161,7 @@ def two_containers_at_once(cd):
     assert_no_leaks(cd, ids=["c1", "c2"])
 
 
-@test(debug=False)  # the VMM command line in debug logs says "panic=-1", which the harness flags
+@test
 def grouped_containers_share_a_shim(cd):
     # containerd's grouping annotation (CRI: io.kubernetes.cri.sandbox-id): one shim, one VM per container
     img = import_busybox(cd)
@@ -187,7 +187,7 @@ def grouped_containers_share_a_shim(cd):
     assert_no_leaks(cd, ids=["grp"])
 
 
-@test(debug=False)  # the VMM command line in debug logs says "panic=-1", which the harness flags
+@test
 def vmm_killed_mid_run(cd):
     img = import_busybox(cd)
     cd.ctr("run", "-d", "--runtime", RUNM, img, "vk", "sleep", "1000", timeout=120)
@@ -200,7 +200,7 @@ def vmm_killed_mid_run(cd):
     assert_no_leaks(cd, ids=["vk"])
 
 
-@test(debug=False)  # the VMM command line in debug logs says "panic=-1", which the harness flags
+@test
 def shim_killed_is_cleaned_up(cd):
     img = import_busybox(cd)
     cd.ctr("run", "-d", "--runtime", RUNM, img, "sk", "sleep", "1000", timeout=120)
@@ -212,6 +212,39 @@ def shim_killed_is_cleaned_up(cd):
     cd.ctr("container", "rm", "sk", timeout=30)
     assert_no_leaks(cd, ids=["sk"], timeout=15)
 
+
+
+def mem_total_mib(out):
+    for line in out.splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no MemTotal in %r" % out)
+
+
+@test
+def resources_size_the_vm(cd):
+    """--memory-limit and --cpus shape the VM; a runtime config file
+    (ctr --runtime-config-path) sets the defaults; a bad one is a clear error."""
+    img = import_busybox(cd)
+    show = ["sh", "-c", "grep MemTotal /proc/meminfo; grep -c ^processor /proc/cpuinfo"]
+    r = cd.ctr("run", "--rm", "--runtime", RUNM, "--memory-limit", str(128 << 20), "--cpus", "2",
+               img, "res1", *show, timeout=180)
+    # 128 MiB for the container + 96 MiB overhead; the kernel keeps some.
+    assert 150 <= mem_total_mib(r.stdout) <= 224, r.stdout
+    assert r.stdout.split()[-1] == "2", r.stdout
+    conf = os.path.join(cd.tmp, "runm.toml")
+    with open(conf, "w") as f:
+        f.write("# test\ndefault_memory_mib = 400\n")
+    r = cd.ctr("run", "--rm", "--runtime", RUNM, "--runtime-config-path", conf, img, "res2", *show, timeout=180)
+    assert 330 <= mem_total_mib(r.stdout) <= 400, r.stdout
+    assert r.stdout.split()[-1] == "1", r.stdout
+    with open(conf, "w") as f:
+        f.write("default_memory = 400\n")
+    r = cd.ctr("run", "--rm", "--runtime", RUNM, "--runtime-config-path", conf, img, "res3", "true",
+               check=False, timeout=180)
+    assert r.returncode != 0 and "unknown key `default_memory`" in r.stderr, r
+    cd.ctr("c", "rm", "res3", check=False)
+    assert_no_leaks(cd, ids=["res1", "res2", "res3"])
 
 if __name__ == "__main__":
     main()
