@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "common/util.h"
+#include "engine/config.h"
 #include "engine/create.h"
 #include "engine/relay.h"
 #include "engine/sandbox.h"
@@ -389,6 +390,7 @@ int cmd_run(const struct cli *cli, int argc, char **argv)
 	cleanup_strv char **publish = NULL; /* -p values, added to the spec's ports once it is loaded */
 	char bundle_abs[PATH_MAX];
 	struct sandbox_config cfg = { 0 };
+	struct runm_config rc __attribute__((cleanup(config_release))) = { 0 };
 	sigset_t sigs;
 	int c;
 
@@ -418,7 +420,7 @@ int cmd_run(const struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "runm: bundle `%s`: %s\n", bundle, strerror(errno));
 		return 1;
 	}
-	if (spec_load(bundle_abs, &m.spec, &err) < 0) {
+	if (config_load(RUNM_CONFIG_DEFAULT, true, &rc, &err) < 0 || spec_load(bundle_abs, &m.spec, &err) < 0) {
 		fprintf(stderr, "runm: %s\n", runm_error_msg(err));
 		return 1;
 	}
@@ -458,6 +460,10 @@ int cmd_run(const struct cli *cli, int argc, char **argv)
 	cfg.state_dir = m.dir;
 	cfg.spec = &m.spec;
 	cfg.network = true;
+	cfg.kernel = rc.kernel;
+	cfg.initrd = rc.initrd;
+	cfg.default_mem_mib = rc.default_mem_mib;
+	cfg.default_vcpus = rc.default_vcpus;
 	if (sandbox_start(m.loop, &cfg, on_ready, on_vmm_exit, &m, &m.sb, &err) < 0)
 		goto out;
 	loop_run(m.loop);
