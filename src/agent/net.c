@@ -25,6 +25,8 @@
 #define HOSTS "/run/runm/hosts"
 
 static bool configured;
+/* The NIC mirrors a CNI namespace: slirp's DNS does not exist there. */
+static bool mirrored;
 
 static void ifr_init(struct ifreq *ifr, const char *name)
 {
@@ -134,6 +136,7 @@ int net_setup(runm_error_t *err)
 		if (write_files(err) < 0)
 			return -1;
 		configured = true;
+		mirrored = true;
 		return 0;
 	}
 	if (if_set(fd, NIC, SIOCSIFADDR, "address", NET_GUEST_ADDR, err) < 0 ||
@@ -400,6 +403,9 @@ char *net_container_config(const char *json, size_t len, const char *rootfs, siz
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		char *next;
 		if (already_mounted(json, &pos, files[i].dest) || !mount_point_ok(rootfs, files[i].name))
+			continue;
+		/* Behind a CNI network, the image's own resolv.conf is the best guess. */
+		if (mirrored && strcmp(files[i].name, "resolv.conf") == 0)
 			continue;
 		next = xasprintf("%s%s{\"destination\":\"%s\",\"type\":\"bind\",\"source\":\"%s\","
 				 "\"options\":[\"rbind\",\"rprivate\"]}",

@@ -222,7 +222,7 @@ static void on_network(void *data, int code, const char *msg, const uint8_t *pay
 	(void)payload;
 	(void)len;
 	if (code != 0) {
-		runm_error_make(&err, 0, "configuring the container's network: %s", msg);
+		runm_error_make(&err, 0, "configuring the container's network: %s", msg ? msg : "failed");
 		return fail(m, &err);
 	}
 	start_init(m);

@@ -105,6 +105,12 @@ int config_parse(const char *text, size_t len, const char *origin, struct runm_c
 			goto fail;
 		}
 	}
+	/* One without the other would boot a mismatched pair (or silently
+	 * ignore the one given). */
+	if ((out->kernel == NULL) != (out->initrd == NULL)) {
+		runm_error_make(err, 0, "%s: kernel and initrd go together: give both or neither", origin);
+		goto fail;
+	}
 	return 0;
 fail:
 	config_release(out);

@@ -5,6 +5,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/stat.h>
+#include <linux/nsfs.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <linux/if_tun.h>
@@ -197,12 +199,30 @@ static int tap_create_in(void *arg, runm_error_t *err)
 	return 0;
 }
 
+/* Whether fd is the same namespace as the one at path. */
+static bool same_ns(int fd, const char *path)
+{
+	struct stat a, b;
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int netns_open(const char *path, runm_error_t *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Non-blocking: config.json may name a FIFO, which must not hang us. */
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	int type;
+
 	if (fd < 0)
 		return runm_error_make(err, errno, "network namespace `%s`", path);
-	return fd;
+	type = ioctl(fd, NS_GET_NSTYPE);
+	if (type != CLONE_NEWNET)
+		return runm_error_make(err, 0, "`%s` is not a network namespace", path);
+	/* Mirroring redirects the namespace's interface into a VM: never the
+	 * host's own (nerdctl --network container:X of a host-network X). */
+	if (same_ns(fd, "/proc/self/ns/net") || same_ns(fd, "/proc/1/ns/net"))
+		return runm_error_make(err, 0, "network namespace `%s` is the host's: refusing to take over its interface",
+				       path);
+	return steal_fd(&fd);
 }
 
 int netns_tap_create(int netns_fd, runm_error_t *err)

@@ -1,5 +1,6 @@
 /* container.c - see container.h. */
 #include "container.h"
+#include "holder.h"
 #include "paths.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -180,6 +181,7 @@ void container_destroy(struct container *c)
 	while (c->procs)
 		container_remove_process(c, c->procs);
 	sandbox_free(c->sb);
+	holder_stop(c->holder);
 	if (c->rootfs_mounted && mount_unmount_all(c->rootfs, &err) < 0)
 		log_warn("%s: %s", c->id, runm_error_msg(err));
 	runm_error_release(&err);

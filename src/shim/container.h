@@ -29,6 +29,7 @@ struct container {
 	bool have_spec;
 	struct sandbox *sb;
 	bool vm_dead, paused;
+	pid_t holder; /* the task's pid when the VMM is in the host's netns (holder.h) */
 	struct process *procs; /* init first */
 	struct process *init;  /* NULL until set up by Create */
 	/* Create in progress: its stream and request (kept for the event). */

@@ -31,7 +31,7 @@ struct process {
 	struct process *next; /* in the container's list */
 	uint64_t serial;      /* unique in this shim, never reused: names the process in async callbacks */
 	char *exec_id;        /* "" = init */
-	uint32_t pid;         /* guest pid (the init's is the VMM's in a network namespace of its own: task.c), 0 until created/started */
+	uint32_t pid;         /* an exec: its guest pid; the init: a host pid, the VMM or the netns holder (task.c); 0 until known */
 	enum process_status status;
 	bool exited;          /* exit status known (output may still be draining) */
 	uint32_t exit_status; /* exit code or 128+signal */

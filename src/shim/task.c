@@ -6,6 +6,7 @@
  * so a container deleted meanwhile is simply not found. */
 #include "task.h"
 #include "container.h"
+#include "holder.h"
 #include "metrics.h"
 #include "options.h"
 #include "paths.h"
@@ -115,10 +116,23 @@ static void on_agent_create(void *data, int code, const char *msg, const uint8_t
 	}
 	(void)payload; /* the guest's pid of the init is not what containerd wants */
 	(void)len;
-	/* The task's pid is the VMM's, as Kata's is: containerd and its users
-	 * take it for a host pid (ctr --cni runs CNI in /proc/<pid>/ns/net), and
-	 * the guest's pid would name some unrelated host process. */
-	c->init->pid = (uint32_t)sandbox_vmm_pid(c->sb);
+	/* The task's pid is a host process in the container's network
+	 * namespace: containerd's users take it for one (ctr --cni runs CNI in
+	 * /proc/<pid>/ns/net), and the guest's pid would name some unrelated
+	 * host process. With a namespace of its own the VMM is in it (Kata's
+	 * choice); otherwise the VMM is in the host's, and a holder process in
+	 * a fresh namespace stands in, so nothing configures the host's. */
+	if (c->spec.netns_path) {
+		c->init->pid = (uint32_t)sandbox_vmm_pid(c->sb);
+	} else {
+		c->holder = holder_spawn(&err);
+		if (c->holder < 0) {
+			fail_create(c, TTRPC_INTERNAL, &err);
+			container_destroy_later(c);
+			return;
+		}
+		c->init->pid = (uint32_t)c->holder;
+	}
 	if (process_start_relay(c->init, c->sb, &err) < 0) {
 		fail_create(c, TTRPC_INTERNAL, &err);
 		container_destroy_later(c);

@@ -101,6 +101,10 @@ def detached_lifecycle(cd):
     cd.ctr("run", "-d", "--runtime", RUNM, img, "bg", "sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait",
            timeout=120)
     wait_for(lambda: cd.tasks().get("bg") == "RUNNING", 20, "task bg running")
+    # The task's pid is a host process outside the host's network namespace
+    # (ctr --cni would configure /proc/<pid>/ns/net).
+    pid = int([l.split()[1] for l in cd.ctr("task", "ls").stdout.splitlines() if l.split()[0] == "bg"][0])
+    assert os.readlink("/proc/%d/ns/net" % pid) != os.readlink("/proc/self/ns/net"), pid
     r = cd.ctr("task", "exec", "--exec-id", "e1", "bg", "echo", "hi", timeout=60)
     assert r.stdout == "hi\n", r
     r = cd.ctr("task", "exec", "--exec-id", "e2", "bg", "sh", "-c", "exit 5", check=False, timeout=60)

@@ -33,6 +33,8 @@ TEST(config_errors_name_line_and_key)
 	CHECK_STR(runm_error_msg(err), "t.toml:1: default_vcpus: expected 1..256");
 	CHECK(parse("kernel = relative\n", &c, &err) < 0);
 	CHECK_STR(runm_error_msg(err), "t.toml:1: kernel: expected an absolute path in quotes");
+	CHECK(parse("kernel = \"/k\"\n", &c, &err) < 0);
+	CHECK_STR(runm_error_msg(err), "t.toml: kernel and initrd go together: give both or neither");
 	CHECK(parse("just words\n", &c, &err) < 0);
 	CHECK(c.kernel == NULL); /* nothing half-filled is left on failure */
 }
