@@ -5,6 +5,7 @@
 #include "cli/session.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/stage.h"
 #include "proto/pb.h"
 #include "runm/agent.pb-c.h"
 
@@ -241,6 +242,7 @@ int cmd_delete(const struct cli *cli, int argc, char **argv)
 			fprintf(stderr, "runm: the monitor of `%s` (pid %d) did not exit\n", argv[optind], st.monitor_pid);
 	}
 	kill_stray_vmm(&st, dir);
+	stage_release_all(dir); /* a crashed monitor's staged file binds */
 	cli_state_release(&st);
 	if (rm_rf(dir, &err) < 0) {
 		fprintf(stderr, "runm: %s\n", runm_error_msg(err));

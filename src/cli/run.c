@@ -12,6 +12,7 @@
 #include "engine/relay.h"
 #include "engine/sandbox.h"
 #include "engine/spec.h"
+#include "engine/stage.h"
 #include "proto/pb.h"
 #include "runm/agent.pb-c.h"
 
@@ -359,6 +360,7 @@ static void cleanup(struct monitor *m, bool keep_state)
 	m->sb = NULL;
 	/* Let deferred closes run before the loop goes. */
 	loop_settle(m->loop);
+	stage_release_all(m->dir); /* the VM is gone: its staged file binds go too */
 	if (keep_state) {
 		cleanup_free char *sock = xasprintf("%s/" CLI_SOCKET, m->dir);
 		unlink(sock);

@@ -3,6 +3,7 @@
 #include "netns.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/stage.h"
 #include "proto/pb.h"
 #include "runm/agent.pb-c.h"
 #include "vm/vm.h"
@@ -17,6 +18,7 @@
 struct sandbox {
 	struct loop *loop;
 	char *id;
+	char *state_dir;
 	struct vm *vm;
 	struct ttrpc_conn *conn;
 	int chan;                /* channel fd until the hello arrived, then owned by conn */
@@ -145,6 +147,8 @@ static void sandbox_destroy(struct sandbox *sb)
 	free(sb->mirrored);
 	close_and_reset(&sb->netns_fd);
 	vm_free(sb->vm);
+	stage_release_all(sb->state_dir); /* after the VMM, which held them open */
+	free(sb->state_dir);
 	free(sb->guest_kernel);
 	free(sb->id);
 	free(sb);
@@ -223,6 +227,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	cleanup_free char *kernel = NULL, *initrd = NULL;
 	cleanup_free struct vm_port *ports = NULL;
 	cleanup_close int netns_fd = -1, tap_fd = -1;
+	cleanup_strv char **staged = NULL; /* directories of staged single files */
 	struct vm_share *shares;
 	struct vm_config vc = { 0 };
 	struct sandbox *sb;
@@ -251,10 +256,21 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	}
 	shares = xzalloc((sp->n_shares + 1) * sizeof(*shares));
 	shares[0] = (struct vm_share){ .host_path = sp->rootfs, .tag = SANDBOX_ROOTFS_TAG, .readonly = sp->rootfs_readonly };
-	for (size_t i = 0; i < sp->n_shares; i++)
-		shares[i + 1] = (struct vm_share){ .host_path = sp->shares[i].host_path,
-						   .tag = sp->shares[i].tag,
-						   .readonly = sp->shares[i].readonly };
+	for (size_t i = 0; i < sp->n_shares; i++) {
+		const struct spec_share *sh = &sp->shares[i];
+		const char *host = sh->host_path;
+		if (sh->file) {
+			cleanup_free char *dir = NULL;
+			if (stage_file(cfg->state_dir, sh->tag, sh->host_path, sh->file, sh->readonly, &dir, err) < 0) {
+				stage_release_all(cfg->state_dir);
+				free(shares);
+				return -1;
+			}
+			strv_push(&staged, dir);
+			host = staged[strv_len(staged) - 1];
+		}
+		shares[i + 1] = (struct vm_share){ .host_path = host, .tag = sh->tag, .readonly = sh->readonly };
+	}
 	vc.kernel = kernel;
 	vc.initrd = initrd;
 	vc.mem_mib = cfg->mem_mib ? cfg->mem_mib : sp->mem_mib ? sp->mem_mib : cfg->default_mem_mib;
@@ -280,6 +296,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	sb = xzalloc(sizeof(*sb));
 	sb->loop = loop;
 	sb->id = xstrdup(cfg->id);
+	sb->state_dir = xstrdup(cfg->state_dir);
 	sb->chan = -1;
 	/* The VMM has its own fd on the tap; ours closes below (cleanup). */
 	sb->netns_fd = steal_fd(&netns_fd);

@@ -40,12 +40,13 @@ static bool has_option(json_object *opts, const char *name)
 	return false;
 }
 
-static void add_share(struct spec *s, const char *host, bool ro)
+static void add_share(struct spec *s, const char *host, const char *file, bool ro)
 {
 	struct spec_share *sh;
 	s->shares = xrealloc(s->shares, (s->n_shares + 1) * sizeof(*s->shares));
 	sh = &s->shares[s->n_shares];
 	sh->host_path = xstrdup(host);
+	sh->file = file ? xstrdup(file) : NULL;
 	sh->tag = xasprintf("m%zu", s->n_shares);
 	sh->guest_path = xasprintf(SPEC_GUEST_SHARES "/%s", sh->tag);
 	sh->readonly = ro;
@@ -77,8 +78,8 @@ static char *clean_path(const char *path)
 	return out;
 }
 
-/* Bind mounts: share each source directory on its own; a file is reached
- * through a share of its directory (9p shares directories only). */
+/* Bind mounts: share each source directory on its own; a file (9p shares
+ * directories only) through a directory holding just that file. */
 static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
 {
 	json_object *mounts = get_typed(root, "mounts", json_type_array);
@@ -116,14 +117,12 @@ static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
 					       source, real);
 		}
 		if (S_ISDIR(st.st_mode)) {
-			add_share(s, real, has_option(opts, "ro"));
+			add_share(s, real, NULL, has_option(opts, "ro"));
 			guest = xstrdup(s->shares[s->n_shares - 1].guest_path);
 		} else {
-			cleanup_free char *dir = xstrdup(real);
-			char *slash = strrchr(dir, '/');
-			*slash = '\0';
-			add_share(s, dir[0] ? dir : "/", has_option(opts, "ro"));
-			guest = xasprintf("%s/%s", s->shares[s->n_shares - 1].guest_path, slash + 1);
+			const char *name = strrchr(real, '/') + 1;
+			add_share(s, real, name, has_option(opts, "ro"));
+			guest = xasprintf("%s/%s", s->shares[s->n_shares - 1].guest_path, name);
 		}
 		json_object_object_add(m, "source", json_object_new_string(guest));
 	}
@@ -454,6 +453,7 @@ void spec_release(struct spec *s)
 {
 	for (size_t i = 0; i < s->n_shares; i++) {
 		free(s->shares[i].host_path);
+		free(s->shares[i].file);
 		free(s->shares[i].tag);
 		free(s->shares[i].guest_path);
 	}

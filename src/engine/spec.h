@@ -20,7 +20,10 @@
 #define SPEC_VM_OVERHEAD_MIB 96
 
 struct spec_share {
-	char *host_path;  /* directory shared from the host */
+	char *host_path;  /* directory shared from the host; for a file bind: the file */
+	char *file;       /* a file bind: its name, staged alone in a directory of its
+			   * own (sandbox.c) so the VM sees that file and nothing
+			   * beside it; NULL for a directory */
 	char *tag;        /* 9p tag */
 	char *guest_path; /* where the agent mounts it (under SPEC_GUEST_SHARES) */
 	bool readonly;

@@ -1,6 +1,7 @@
 /* container.c - see container.h. */
 #include "container.h"
 #include "holder.h"
+#include "engine/stage.h"
 #include "paths.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -185,6 +186,9 @@ void container_destroy(struct container *c)
 	if (c->rootfs_mounted && mount_unmount_all(c->rootfs, &err) < 0)
 		log_warn("%s: %s", c->id, runm_error_msg(err));
 	runm_error_release(&err);
+	/* The VM is stopped; its free may wait for a deferred close, the
+	 * staged files' mounts must not. */
+	stage_release_all(c->state_dir);
 	if (rm_rf(c->state_dir, &err) < 0)
 		log_warn("%s: %s", c->id, runm_error_msg(err));
 	unlink(vmm_pid);

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "common/util.h"
+#include "engine/stage.h"
 #include "events/publisher.h"
 #include "ttrpc/ttrpc.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
@@ -323,6 +324,7 @@ static int cmd_delete(const struct opts *o)
 		fprintf(stderr, "runm: delete: %s\n", runm_error_msg(err));
 		runm_error_release(&err);
 	}
+	stage_release_all(state);
 	if (rm_rf(state, &err) < 0) {
 		fprintf(stderr, "runm: delete: %s\n", runm_error_msg(err));
 		runm_error_release(&err);

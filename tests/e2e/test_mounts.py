@@ -299,6 +299,30 @@ def cli_single_file_bind():
         assert "/run/runm/mounts: unreachable" in r.stdout and MARKER not in r.stdout, r
 
 
+@cli_test
+def cli_single_file_bind_shares_only_that_file_with_the_vm():
+    """The VM itself, not only the container, is given just the file: its
+    9p share is a staging directory holding that file alone (bind-mounted),
+    never the file's own directory; released when the container goes."""
+    with hostdir() as d:
+        src = os.path.join(d, "share", "a.txt")
+        with Bundle(["sleep", "1000"], mounts=[bind(src, "/etc/a.txt", ro=True)]) as b:
+            pidfile = os.path.join(b.path, "vmm.pid")
+            with open(os.devnull, "wb") as null:
+                runm("run", "--detach", "--pid-file", pidfile, "--bundle", b.path, "fileshare",
+                     stdout=null, stderr=null)
+            with open("/proc/%s/cmdline" % open(pidfile).read().strip(), "rb") as f:
+                args = f.read().decode().split("\0")
+            paths = [a.split("path=", 1)[1].split(",")[0] for a in args if a.startswith("local,") and "path=" in a]
+            file_shares = [p for p in paths if "/files/" in p]
+            assert len(file_shares) == 1, paths
+            assert os.listdir(file_shares[0]) == ["a.txt"], os.listdir(file_shares[0])
+            assert os.path.join(d, "share") not in paths, paths
+            assert runm("exec", "fileshare", "cat", "/etc/a.txt").stdout == open(src).read()
+            runm("delete", "--force", "fileshare")
+            assert not host_mounts_under(os.path.dirname(os.path.dirname(file_shares[0]))), "staged mount left"
+
+
 def assert_cli_clean(cid):
     assert not cli_leaks(), cli_leaks()
     assert cid not in runm("list").stdout
