@@ -13,6 +13,7 @@
 #include <net/route.h>
 #include <netinet/in.h>
 #include <netpacket/packet.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -87,6 +88,8 @@ static const char *tc_binary(void)
 /* Run `tc args...` in the calling thread's network namespace (a forked child
  * has the namespaces of the thread that forked it), wait for it, and turn a
  * failure into an error carrying tc's own message. */
+#define TC_TIMEOUT_MS 5000
+
 static int run_tc(const char *const args[], size_t n, runm_error_t *err)
 {
 	const char *tc = tc_binary();
@@ -96,6 +99,7 @@ static int run_tc(const char *const args[], size_t n, runm_error_t *err)
 	cleanup_free char *line = xstrdup("tc");
 	size_t got = 0;
 	int pipefd[2], status = 0;
+	int64_t deadline = (int64_t)now_mono_ns() + (int64_t)TC_TIMEOUT_MS * 1000000;
 	pid_t pid;
 
 	if (tc == NULL)
@@ -130,7 +134,17 @@ static int run_tc(const char *const args[], size_t n, runm_error_t *err)
 	}
 	close_and_reset(&wr);
 	for (;;) {
-		ssize_t r = read(rd, out + got, sizeof(out) - 1 - got);
+		/* tc is quick; one that hangs must not hang create or delete. */
+		struct pollfd p = { .fd = rd, .events = POLLIN };
+		int left = (int)((deadline - (int64_t)now_mono_ns()) / 1000000);
+		ssize_t r;
+		if (left <= 0 || poll(&p, 1, left) == 0) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+			return runm_error_make(err, ETIMEDOUT, "`%s` did not finish within %d ms", line, TC_TIMEOUT_MS);
+		}
+		r = read(rd, out + got, sizeof(out) - 1 - got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)

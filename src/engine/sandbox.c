@@ -27,6 +27,7 @@ struct sandbox {
 	uint8_t hello[TTRPC_HEADER_LEN];
 	size_t hello_len;
 	bool ready, stopped;
+	bool paused; /* a frozen guest cannot power itself off */
 	bool free_pending; /* freed by on_conn_closed, which ttrpc runs deferred */
 	char *guest_kernel;
 	int netns_fd;            /* the mirrored network namespace, -1 = user-mode NAT */
@@ -395,12 +396,18 @@ char *sandbox_console_tail(const struct sandbox *sb)
 
 int sandbox_pause(struct sandbox *sb, runm_error_t *err)
 {
-	return vm_pause(sb->vm, err);
+	if (vm_pause(sb->vm, err) < 0)
+		return -1;
+	sb->paused = true;
+	return 0;
 }
 
 int sandbox_resume(struct sandbox *sb, runm_error_t *err)
 {
-	return vm_resume(sb->vm, err);
+	if (vm_resume(sb->vm, err) < 0)
+		return -1;
+	sb->paused = false;
+	return 0;
 }
 
 void sandbox_stop(struct sandbox *sb)
@@ -414,11 +421,12 @@ void sandbox_stop(struct sandbox *sb)
 	/* Gracefully first: the agent powers the guest off (its filesystems
 	 * synced), which ends the VMM; a guest that does not within the grace
 	 * period is quit through QMP, then killed. */
-	if (sb->conn && sb->ready && sb->vm && !sb->stopped) {
+	if (sb->conn && sb->ready && sb->vm && !sb->stopped && !sb->paused) {
 		Runm__Agent__V1__Empty req = RUNM__AGENT__V1__EMPTY__INIT;
-		/* Queued and, with room in the socket, written at once. */
+		/* Queued and, with room in the socket, written at once; if not
+		 * (a guest that stopped reading), waiting for it is pointless. */
 		ttrpc_call(sb->conn, AGENT_SERVICE, "Shutdown", &req.base, 0, 0, NULL, NULL);
-		if (!vm_wait(sb->vm, SANDBOX_SHUTDOWN_GRACE_MS))
+		if (ttrpc_conn_queued(sb->conn) == 0 && !vm_wait(sb->vm, SANDBOX_SHUTDOWN_GRACE_MS))
 			log_debug("the guest of %s did not power off within %d ms", sb->id, SANDBOX_SHUTDOWN_GRACE_MS);
 	}
 	if (sb->conn)
