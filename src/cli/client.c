@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/stage.h"
+#include "vm/vm.h"
 #include "proto/pb.h"
 #include "runm/agent.pb-c.h"
 
@@ -182,18 +183,7 @@ static bool wait_gone(pid_t pid, int timeout_ms)
 /* A VMM left by a monitor that died (SIGKILL): only if it is still ours. */
 static void kill_stray_vmm(const struct cli_state *st, const char *dir)
 {
-	char path[64];
-	cleanup_free char *cmd = NULL;
-	size_t len;
-	if (st->vmm_pid <= 0)
-		return;
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)st->vmm_pid);
-	if (read_file_at(AT_FDCWD, path, 1 << 16, &cmd, &len, NULL) < 0)
-		return;
-	for (size_t i = 0; i + 1 < len; i++)
-		if (cmd[i] == '\0')
-			cmd[i] = ' ';
-	if (strstr(cmd, "qemu") && strstr(cmd, dir)) {
+	if (vm_is_ours(st->vmm_pid, dir)) {
 		kill(st->vmm_pid, SIGKILL);
 		wait_gone(st->vmm_pid, 5000);
 	}

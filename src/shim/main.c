@@ -13,6 +13,7 @@
 #include "common/loop.h"
 #include "common/util.h"
 #include "engine/stage.h"
+#include "vm/vm.h"
 #include "events/publisher.h"
 #include "ttrpc/ttrpc.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
@@ -287,21 +288,6 @@ static int read_pid_file(const char *bundle, const char *name)
 	return atoi(text);
 }
 
-/* Whether pid is a VMM (not a recycled pid of something else). */
-/* Only this container's VMM: the pid may have been reused since, even by
- * another container's VMM, so its command line must name our state dir. */
-static bool is_vmm(pid_t pid, const char *state_dir)
-{
-	cleanup_free char *path = xasprintf("/proc/%d/cmdline", (int)pid), *text = NULL;
-	size_t len;
-	if (read_file_at(AT_FDCWD, path, 1 << 16, &text, &len, NULL) < 0)
-		return false;
-	for (size_t i = 0; i + 1 < len; i++)
-		if (text[i] == '\0')
-			text[i] = ' ';
-	return (strstr(text, "qemu") != NULL || strstr(text, "vfkit") != NULL) && strstr(text, state_dir) != NULL;
-}
-
 static int cmd_delete(const struct opts *o)
 {
 	cleanup_error runm_error_t err = NULL;
@@ -314,9 +300,9 @@ static int cmd_delete(const struct opts *o)
 	uint64_t now;
 
 	state = paths_state_dir(bundle);
-	if (vmm > 0 && is_vmm(vmm, state)) {
+	if (vm_is_ours(vmm, state)) {
 		kill(vmm, SIGKILL);
-		for (int i = 0; i < 200 && kill(vmm, 0) == 0 && is_vmm(vmm, state); i++)
+		for (int i = 0; i < 200 && kill(vmm, 0) == 0 && vm_is_ours(vmm, state); i++)
 			usleep(10000);
 	}
 	rootfs = xasprintf("%s/rootfs", bundle);

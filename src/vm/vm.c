@@ -486,3 +486,17 @@ void vm_free(struct vm *vm)
 	free(vm->state_dir);
 	free(vm);
 }
+
+bool vm_is_ours(pid_t pid, const char *state_dir)
+{
+	cleanup_free char *path = xasprintf("/proc/%d/cmdline", (int)pid), *cmd = NULL;
+	size_t len;
+
+	if (pid <= 0 || read_file_at(AT_FDCWD, path, 1 << 16, &cmd, &len, NULL) < 0)
+		return false;
+	for (size_t i = 0; i + 1 < len; i++)
+		if (cmd[i] == '\0')
+			cmd[i] = ' ';
+	/* The console log under state_dir is on every VMM's command line. */
+	return (strstr(cmd, "qemu") != NULL || strstr(cmd, "vfkit") != NULL) && strstr(cmd, state_dir) != NULL;
+}

@@ -98,6 +98,11 @@ char *vm_console_tail(const struct vm *vm, size_t max);
  * console log from state_dir. */
 void vm_free(struct vm *vm);
 
+/* Whether pid is a VMM that vm_start ran with this state_dir: for a caller
+ * that only has a recorded pid (after a crash), which may have been reused
+ * since, even by another container's VMM. */
+bool vm_is_ours(pid_t pid, const char *state_dir);
+
 /* The accelerator vm_start would choose ("kvm", "hvf" or "tcg"). */
 const char *vm_default_accel(void);
 
