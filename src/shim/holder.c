@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +36,12 @@ pid_t holder_spawn(runm_error_t *err)
 		ok = 1;
 		if (write(p[1], &ok, 1) != 1)
 			_exit(1);
+		/* Hold nothing of the shim's: not its listening socket (a SIGKILLed
+		 * shim's delete would find it still answering), not the FIFOs
+		 * (containerd would wait for their EOF), not the VM's channel. */
+		if (syscall(SYS_close_range, 0U, ~0U, 0U) < 0) /* Linux < 5.9 */
+			for (int fd = 0; fd < 4096; fd++)
+				close(fd);
 		for (;;)
 			pause();
 	}
