@@ -17,10 +17,15 @@
 
 #define CLI_SOCKET "runm.sock"
 #define CLI_STATE "state.json"
+/* The monitor's own service on its control socket, beside the proxied
+ * agent API: Start (runm start of a created container), Pause, Resume.
+ * Requests and replies are runm.agent.v1.Empty. */
+#define CLI_MONITOR_SERVICE "runm.monitor.v1.Monitor"
 
 struct cli {
 	const char *root; /* --root, default /run/runm (or $XDG_RUNTIME_DIR/runm) */
 	bool debug;
+	int log_fd;       /* --log, or -1: errors are also appended there (runc's JSON lines) */
 };
 
 /* What state.json records. status: "created", "running" or "stopped". */
@@ -31,6 +36,7 @@ struct cli_state {
 	pid_t monitor_pid;
 	pid_t vmm_pid;
 	pid_t pid; /* the container's init inside the guest */
+	pid_t host_pid; /* what the pid file names (create: the monitor), 0 = the VMM */
 	int exit_status;
 	uint64_t created_ns;
 };
@@ -42,6 +48,34 @@ int cmd_kill(const struct cli *cli, int argc, char **argv);
 int cmd_state(const struct cli *cli, int argc, char **argv);
 int cmd_delete(const struct cli *cli, int argc, char **argv);
 int cmd_list(const struct cli *cli, int argc, char **argv);
+/* runc's lifecycle for Docker, Podman and Buildah (run.c, start.c, runc.c) */
+int cmd_create(const struct cli *cli, int argc, char **argv);
+int cmd_start(const struct cli *cli, int argc, char **argv);
+int cmd_ps(const struct cli *cli, int argc, char **argv);
+int cmd_pause(const struct cli *cli, int argc, char **argv);
+int cmd_resume(const struct cli *cli, int argc, char **argv);
+int cmd_events(const struct cli *cli, int argc, char **argv);
+int cmd_update(const struct cli *cli, int argc, char **argv);
+int cmd_features(const struct cli *cli, int argc, char **argv);
+
+/* client.c: read a container's state, or say why not (cli_fail) and -1;
+ * its status now ("stopped" once the monitor is gone). */
+int cli_load(const struct cli *cli, const char *id, struct cli_state *st);
+char *cli_live_status(const struct cli *cli, const char *id, struct cli_state *st);
+
+/* main.c: print "runm: MSG" on stderr and append it to --log as an error
+ * line (what containerd's runc shim shows the user). Returns 1. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* detach.c: fork; the child (*child = 0) leads a new session and reports
+ * through *report_fd with cli_report ("ok", or the error); the parent
+ * (*child = its pid) returns once the child said "ok", else fails with the
+ * child's message. */
+int cli_detach(int *report_fd, pid_t *child, runm_error_t *err);
+void cli_report(int *report_fd, const char *msg);
+/* Point fds 0-2 at /dev/null: a monitor must not hold what its caller
+ * waits to see closed. */
+void cli_null_stdio(void);
 
 /* state.c */
 bool cli_valid_id(const char *id);

@@ -5,6 +5,7 @@
 #include "cli/session.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/hooks.h"
 #include "engine/stage.h"
 #include "vm/vm.h"
 #include "proto/pb.h"
@@ -37,7 +38,7 @@ static const char *status_name(int s)
 
 /* The container's status: asked of the agent when the monitor lives, else
  * what the monitor recorded last ("stopped" once it is gone). */
-static char *live_status(const struct cli *cli, const char *id, struct cli_state *st)
+char *cli_live_status(const struct cli *cli, const char *id, struct cli_state *st)
 {
 	cleanup_error runm_error_t err = NULL;
 	struct session *s = NULL;
@@ -48,6 +49,7 @@ static char *live_status(const struct cli *cli, const char *id, struct cli_state
 
 	if (!cli_monitor_alive(st))
 		return xstrdup("stopped");
+	/* created, paused (the agent cannot answer then), creating */
 	if (strcmp(st->status, "running") != 0)
 		return xstrdup(st->status);
 	req.exec_id = "";
@@ -60,23 +62,17 @@ static char *live_status(const struct cli *cli, const char *id, struct cli_state
 	return xstrdup(resp ? status_name(resp->status) : "unknown");
 }
 
-static int load(const struct cli *cli, const char *id, struct cli_state *st)
+int cli_load(const struct cli *cli, const char *id, struct cli_state *st)
 {
 	cleanup_error runm_error_t err = NULL;
 	cleanup_free char *dir = NULL;
-	if (!cli_valid_id(id)) {
-		fprintf(stderr, "runm: invalid container id `%s`\n", id);
-		return -1;
-	}
+	if (!cli_valid_id(id))
+		return cli_fail("invalid container id `%s`", id), -1;
 	dir = cli_dir(cli, id);
-	if (access(dir, F_OK) < 0) {
-		fprintf(stderr, "runm: container `%s` does not exist\n", id);
-		return -1;
-	}
-	if (cli_state_read(dir, st, &err) < 0) {
-		fprintf(stderr, "runm: container `%s`: %s\n", id, runm_error_msg(err));
-		return -1;
-	}
+	if (access(dir, F_OK) < 0)
+		return cli_fail("container does not exist: %s", id), -1;
+	if (cli_state_read(dir, st, &err) < 0)
+		return cli_fail("container %s: %s", id, runm_error_msg(err)), -1;
 	return 0;
 }
 
@@ -100,16 +96,17 @@ int cmd_state(const struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "usage: runm state ID\n");
 		return 2;
 	}
-	if (load(cli, argv[1], &st) < 0)
+	if (cli_load(cli, argv[1], &st) < 0)
 		return 1;
-	status = live_status(cli, argv[1], &st);
+	status = cli_live_status(cli, argv[1], &st);
 	created = iso_time(st.created_ns);
 	rootfs = xasprintf("%s/rootfs", st.bundle);
-	/* runc's state JSON; pid is the VMM's, the container's host-side process. */
+	/* runc's state JSON; pid is the container's host-side process, the one
+	 * the pid file names: the monitor (create) or the VMM (run). */
 	o = json_object_new_object();
 	json_object_object_add(o, "ociVersion", json_object_new_string("1.0.2"));
 	json_object_object_add(o, "id", json_object_new_string(st.id));
-	json_object_object_add(o, "pid", json_object_new_int(strcmp(status, "stopped") ? st.vmm_pid : 0));
+	json_object_object_add(o, "pid", json_object_new_int(strcmp(status, "stopped") ? (st.host_pid ? st.host_pid : st.vmm_pid) : 0));
 	json_object_object_add(o, "status", json_object_new_string(status));
 	json_object_object_add(o, "bundle", json_object_new_string(st.bundle));
 	json_object_object_add(o, "rootfs", json_object_new_string(rootfs));
@@ -144,23 +141,26 @@ int cmd_kill(const struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "usage: runm kill [--all] ID [SIGNAL]\n");
 		return 2;
 	}
-	if (argc - optind == 2 && (sig = cli_parse_signal(argv[optind + 1])) < 0) {
-		fprintf(stderr, "runm: unknown signal `%s`\n", argv[optind + 1]);
-		return 2;
-	}
-	if (load(cli, argv[optind], &st) < 0)
+	if (argc - optind == 2 && (sig = cli_parse_signal(argv[optind + 1])) < 0)
+		return cli_fail("unknown signal `%s`", argv[optind + 1]);
+	if (cli_load(cli, argv[optind], &st) < 0)
 		return 1;
 	if (!cli_monitor_alive(&st)) {
-		fprintf(stderr, "runm: container `%s` is not running\n", argv[optind]);
 		cli_state_release(&st);
-		return 1;
+		return cli_fail("container not running");
+	}
+	if (strcmp(st.status, "created") == 0 || strcmp(st.status, "creating") == 0) {
+		/* Nothing runs in the guest yet: the monitor takes the signal as
+		 * the container's end (run.c on_signal), as runc's init would. */
+		if (kill(st.monitor_pid, sig) < 0)
+			rc = cli_fail("kill %s: %s", argv[optind], strerror(errno));
+		cli_state_release(&st);
+		return rc;
 	}
 	req.exec_id = "";
 	req.signal = (uint32_t)sig;
-	if (session_open(cli, argv[optind], &s, &err) < 0 || session_call(s, "Signal", &req.base, 10000, NULL, NULL, &err) < 0) {
-		fprintf(stderr, "runm: kill %s: %s\n", argv[optind], runm_error_msg(err));
-		rc = 1;
-	}
+	if (session_open(cli, argv[optind], &s, &err) < 0 || session_call(s, "Signal", &req.base, 10000, NULL, NULL, &err) < 0)
+		rc = cli_fail("kill %s: %s", argv[optind], runm_error_msg(err));
 	session_close(s);
 	cli_state_release(&st);
 	return rc;
@@ -189,6 +189,18 @@ static void kill_stray_vmm(const struct cli_state *st, const char *dir)
 	}
 }
 
+/* runc runs poststop hooks in delete; their failures are only warnings. */
+static void poststop(const struct cli_state *st)
+{
+	cleanup_error runm_error_t err = NULL;
+	cleanup_free char *state = NULL, *cfg = xasprintf("%s/config.json", st->bundle);
+	if (access(cfg, F_OK) < 0)
+		return;
+	state = hooks_state_json(st->bundle, st->id, "stopped", 0);
+	if (hooks_run(st->bundle, HOOK_POSTSTOP, state, &err) < 0)
+		log_warn("%s", runm_error_msg(err));
+}
+
 int cmd_delete(const struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = { { "force", no_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
@@ -210,34 +222,37 @@ int cmd_delete(const struct cli *cli, int argc, char **argv)
 		fprintf(stderr, "usage: runm delete [--force] ID\n");
 		return 2;
 	}
-	if (load(cli, argv[optind], &st) < 0)
+	if (cli_load(cli, argv[optind], &st) < 0)
 		return 1;
 	dir = cli_dir(cli, argv[optind]);
 	/* A monitor whose container stopped is on its way out: let it finish. */
 	if (cli_monitor_alive(&st)) {
-		cleanup_free char *status = live_status(cli, argv[optind], &st);
+		cleanup_free char *status = cli_live_status(cli, argv[optind], &st);
 		if (strcmp(status, "stopped") == 0)
 			wait_gone(st.monitor_pid, 10000);
+		else if (strcmp(status, "created") == 0)
+			/* runc deletes a created container without --force (buildah does
+			 * this): the monitor gives up on a signal and cleans up. */
+			kill(st.monitor_pid, SIGTERM), wait_gone(st.monitor_pid, 10000);
 	}
 	if (cli_monitor_alive(&st)) {
 		if (!force) {
-			fprintf(stderr, "runm: container `%s` is running: stop it first or use --force\n", argv[optind]);
+			cleanup_free char *status = cli_live_status(cli, argv[optind], &st);
 			cli_state_release(&st);
-			return 1;
+			return cli_fail("cannot delete container %s that is not stopped: %s", argv[optind], status);
 		}
 		/* The monitor stops the VM and records the exit on SIGKILL of init;
 		 * a monitor that does not go in time is killed with its VM. */
 		kill(st.monitor_pid, SIGKILL);
 		if (!wait_gone(st.monitor_pid, 10000))
-			fprintf(stderr, "runm: the monitor of `%s` (pid %d) did not exit\n", argv[optind], st.monitor_pid);
+			cli_fail("the monitor of `%s` (pid %d) did not exit", argv[optind], st.monitor_pid);
 	}
 	kill_stray_vmm(&st, dir);
 	stage_release_all(dir); /* a crashed monitor's staged file binds */
+	poststop(&st);
 	cli_state_release(&st);
-	if (rm_rf(dir, &err) < 0) {
-		fprintf(stderr, "runm: %s\n", runm_error_msg(err));
-		return 1;
-	}
+	if (rm_rf(dir, &err) < 0)
+		return cli_fail("%s", runm_error_msg(err));
 	return 0;
 }
 
@@ -262,7 +277,7 @@ int cmd_list(const struct cli *cli, int argc, char **argv)
 		dir = cli_dir(cli, e->d_name);
 		if (cli_state_read(dir, &st, &err) < 0)
 			continue;
-		status = live_status(cli, e->d_name, &st);
+		status = cli_live_status(cli, e->d_name, &st);
 		created = iso_time(st.created_ns);
 		printf("%-24s %-8d %-10s %-40s %s\n", st.id, strcmp(status, "stopped") ? st.vmm_pid : 0, status,
 		       st.bundle, created);

@@ -1,6 +1,9 @@
 /* exec.c - `runm exec`: run one more process in a running container,
  * through its monitor's control socket, with our stdio attached and our
- * signals forwarded; exits with the process's exit status. */
+ * signals forwarded; exits with the process's exit status. runc's form for
+ * its callers: `--process FILE` (an OCI process object), `--console-socket`,
+ * and `--detach --pid-file P`, which leaves a forked exec monitor behind,
+ * named by P, that holds the process's stdio and exits with its status. */
 #include "cli/cli.h"
 
 #include "cli/session.h"
@@ -32,6 +35,7 @@ struct exec {
 	char exec_id[64];
 	struct relay *relay;
 	int tty;
+	int report_fd; /* --detach: "ok" to the waiting parent once the process runs */
 	bool started, waited, relayed, done;
 	int status;
 	runm_error_t failure;
@@ -112,6 +116,7 @@ static void on_start(void *data, int code, const char *msg, const uint8_t *paylo
 		return finish(x, 1, &err);
 	}
 	x->started = true;
+	cli_report(&x->report_fd, "ok");
 	resize(x);
 	req.exec_id = x->exec_id;
 	ttrpc_call(x->s->conn, AGENT_SERVICE, "Wait", &req.base, 0, 0, on_wait, x);
@@ -179,9 +184,62 @@ static char *process_json(const struct cli_state *st, char **args, int nargs, bo
 	return out;
 }
 
+/* --process FILE: runc's process.json, passed on as it is (the caller
+ * wrote every field); its terminal field says whether it wants a tty. */
+static char *read_process(const char *path, bool *tty, runm_error_t *err)
+{
+	cleanup_free char *buf = NULL;
+	json_object *o, *t;
+	size_t len;
+	char *out;
+
+	if (read_file_at(AT_FDCWD, path, 1 << 20, &buf, &len, err) < 0)
+		return runm_error_wrap(err, "--process"), NULL;
+	o = json_tokener_parse(buf);
+	if (o == NULL || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "args", &t) ||
+	    !json_object_is_type(t, json_type_array) || json_object_array_length(t) == 0) {
+		json_object_put(o);
+		return runm_error_make(err, 0, "--process `%s`: not an OCI process with args", path), NULL;
+	}
+	if (json_object_object_get_ex(o, "terminal", &t) && json_object_get_boolean(t))
+		*tty = true;
+	json_object_object_add(o, "terminal", json_object_new_boolean(*tty));
+	out = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return out;
+}
+
+/* The process's stdio: a console-socket pty, our terminal, or our fds. */
+static int exec_stdio(struct exec *x, bool tty, const char *console, int fds[3], runm_error_t *err)
+{
+	if (console) {
+		if (!tty)
+			return runm_error_make(err, 0, "--console-socket needs a terminal (--tty or process.terminal)");
+		if (cli_console_socket(console, &x->tty, err) < 0)
+			return -1;
+		/* Our own session's controlling tty: a resize sends us SIGWINCH. */
+		if (getsid(0) == getpid() && ioctl(x->tty, TIOCSCTTY, 0) < 0)
+			log_debug("console as controlling terminal: %s", strerror(errno));
+	} else if (tty) {
+		if (!isatty(STDIN_FILENO))
+			return runm_error_make(err, 0, "--tty needs a terminal on stdin");
+		x->tty = cli_reopen_stdio(STDIN_FILENO, O_RDWR);
+	}
+	if (x->tty >= 0) {
+		fds[0] = fcntl(x->tty, F_DUPFD_CLOEXEC, 3);
+		fds[1] = fcntl(x->tty, F_DUPFD_CLOEXEC, 3);
+		return 0;
+	}
+	fds[0] = cli_reopen_stdio(STDIN_FILENO, O_RDONLY);
+	fds[1] = cli_reopen_stdio(STDOUT_FILENO, O_WRONLY);
+	fds[2] = cli_reopen_stdio(STDERR_FILENO, O_WRONLY);
+	return 0;
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: runm exec [-t] [-e KEY=VALUE]... [--cwd DIR] [-u UID[:GID]] ID [--] CMD [ARG]...\n");
+	fprintf(stderr, "usage: runm exec [-t] [-e KEY=VALUE]... [--cwd DIR] [-u UID[:GID]] ID [--] CMD [ARG]...\n"
+			"       runm exec --process FILE [--detach --pid-file PATH] [--console-socket PATH] ID\n");
 }
 
 int cmd_exec(const struct cli *cli, int argc, char **argv)
@@ -189,7 +247,10 @@ int cmd_exec(const struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "tty", no_argument, NULL, 't' },	     { "env", required_argument, NULL, 'e' },
 		{ "cwd", required_argument, NULL, 'c' },   { "user", required_argument, NULL, 'u' },
-		{ "interactive", no_argument, NULL, 'i' }, { NULL, 0, NULL, 0 },
+		{ "interactive", no_argument, NULL, 'i' }, { "process", required_argument, NULL, 'p' },
+		{ "detach", no_argument, NULL, 'd' },	     { "pid-file", required_argument, NULL, 'P' },
+		{ "console-socket", required_argument, NULL, 'C' }, { "preserve-fds", required_argument, NULL, 'F' },
+		{ NULL, 0, NULL, 0 },
 	};
 	Runm__Agent__V1__ExecRequest req = RUNM__AGENT__V1__EXEC_REQUEST__INIT;
 	Runm__Agent__V1__StartRequest sreq = RUNM__AGENT__V1__START_REQUEST__INIT;
@@ -197,61 +258,77 @@ int cmd_exec(const struct cli *cli, int argc, char **argv)
 	cleanup_error runm_error_t err = NULL;
 	cleanup_free char *pjson = NULL, *dir = NULL;
 	cleanup_strv char **env = NULL;
-	struct exec x = { .tty = -1 };
+	struct exec x = { .tty = -1, .report_fd = -1 };
 	struct cli_state st = { 0 };
-	const char *cwd = NULL, *user = NULL, *id;
+	const char *cwd = NULL, *user = NULL, *id, *process = NULL, *pid_file = NULL, *console = NULL;
 	struct termios saved;
-	bool tty = false, raw = false;
+	bool tty = false, raw = false, detach = false;
 	int fds[3] = { -1, -1, -1 }, c;
+	pid_t child = 0;
 	sigset_t sigs;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+te:c:u:i", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+te:c:u:id", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': tty = true; break;
 		case 'e': strv_push(&env, optarg); break;
 		case 'c': cwd = optarg; break;
 		case 'u': user = optarg; break;
-		case 'i': break;
+		case 'p': process = optarg; break;
+		case 'd': detach = true; break;
+		case 'P': pid_file = optarg; break;
+		case 'C': console = optarg; break;
+		case 'i':
+		case 'F': break;
 		default: usage(); return 2;
 		}
 	}
-	if (argc - optind < 2) {
+	if (argc - optind < (process ? 1 : 2)) {
 		usage();
 		return 2;
 	}
 	id = argv[optind++];
-	if (strcmp(argv[optind], "--") == 0)
+	if (optind < argc && strcmp(argv[optind], "--") == 0)
 		optind++;
-	if (optind >= argc) {
+	if (process == NULL && optind >= argc) {
 		usage();
 		return 2;
 	}
 	dir = cli_valid_id(id) ? cli_dir(cli, id) : NULL;
-	if (dir == NULL || cli_state_read(dir, &st, &err) < 0 || !cli_monitor_alive(&st)) {
-		fprintf(stderr, "runm: container `%s` is not running\n", id);
+	if (dir == NULL || cli_state_read(dir, &st, &err) < 0 || !cli_monitor_alive(&st) ||
+	    strcmp(st.status, "stopped") == 0) {
 		cli_state_release(&st);
-		return 1;
+		return cli_fail("container not running: %s", id);
 	}
-	pjson = process_json(&st, argv + optind, argc - optind, tty, env, strv_len(env), cwd, user, &err);
+	if (process)
+		pjson = read_process(process, &tty, &err);
+	else
+		pjson = process_json(&st, argv + optind, argc - optind, tty, env, strv_len(env), cwd, user, &err);
 	cli_state_release(&st);
-	if (pjson == NULL || session_open(cli, id, &x.s, &err) < 0)
+	if (pjson == NULL)
+		goto out;
+	/* Read everything the caller gave (it deletes the process file as soon
+	 * as we return), then leave the exec monitor behind. */
+	if (detach && cli_detach(&x.report_fd, &child, &err) < 0)
+		goto out;
+	if (child > 0) {
+		cleanup_free char *pid = xasprintf("%d", (int)child);
+		if (pid_file && write_file_atomic(pid_file, pid, strlen(pid), 0644, &err) < 0) {
+			kill(child, SIGKILL);
+			goto out;
+		}
+		return 0;
+	}
+	if (session_open(cli, id, &x.s, &err) < 0)
 		goto out;
 
 	snprintf(x.exec_id, sizeof(x.exec_id), "exec-%d-%llu", (int)getpid(), (unsigned long long)now_mono_ns() % 1000000);
-	if (tty) {
-		if (!isatty(STDIN_FILENO)) {
-			runm_error_make(&err, 0, "--tty needs a terminal on stdin");
-			goto out;
-		}
-		x.tty = cli_reopen_stdio(STDIN_FILENO, O_RDWR);
-		fds[0] = fcntl(x.tty, F_DUPFD_CLOEXEC, 3);
-		fds[1] = fcntl(x.tty, F_DUPFD_CLOEXEC, 3);
-	} else {
-		fds[0] = cli_reopen_stdio(STDIN_FILENO, O_RDONLY);
-		fds[1] = cli_reopen_stdio(STDOUT_FILENO, O_WRONLY);
-		fds[2] = cli_reopen_stdio(STDERR_FILENO, O_WRONLY);
-	}
+	if (exec_stdio(&x, tty, console, fds, &err) < 0)
+		goto out;
+	/* Detached, the caller waits for EOF on what it handed us: only the
+	 * relay may hold it now. */
+	if (detach)
+		cli_null_stdio();
 	req.exec_id = x.exec_id;
 	req.process_json.data = (uint8_t *)pjson;
 	req.process_json.len = strlen(pjson);
@@ -259,7 +336,7 @@ int cmd_exec(const struct cli *cli, int argc, char **argv)
 	req.stdin = req.stdout = true;
 	req.stderr = !tty;
 	if (session_call(x.s, "Exec", &req.base, 60000, NULL, NULL, &err) < 0) {
-		runm_error_wrap(&err, "exec in `%s`", id);
+		runm_error_wrap(&err, "exec failed");
 		goto out;
 	}
 	c = relay_start_conn(x.s->loop, x.s->conn, x.exec_id, fds[0], fds[1], fds[2], on_relay_done, &x, &x.relay,
@@ -271,7 +348,8 @@ int cmd_exec(const struct cli *cli, int argc, char **argv)
 	cli_forwarded_signals(&sigs);
 	if (loop_signals(x.s->loop, &sigs, on_signal, &x, &err) < 0)
 		goto out;
-	raw = cli_tty_raw(x.tty, &saved);
+	if (console == NULL)
+		raw = cli_tty_raw(x.tty, &saved);
 	sreq.exec_id = x.exec_id;
 	ttrpc_call(x.s->conn, AGENT_SERVICE, "Start", &sreq.base, 60000, 0, on_start, &x);
 	loop_run(x.s->loop);
@@ -296,7 +374,10 @@ out:
 	relay_free(x.relay);
 	session_close(x.s);
 	if (err) {
-		fprintf(stderr, "runm: %s\n", runm_error_msg(err));
+		if (x.report_fd >= 0)
+			cli_report(&x.report_fd, runm_error_msg(err));
+		else
+			cli_fail("%s", runm_error_msg(err));
 		return x.status ? x.status : 1;
 	}
 	return x.status;

@@ -1,7 +1,10 @@
-/* run.c - `runm run`: the monitor. Boots the container's VM, creates and
- * starts the container, relays its stdio, forwards our signals to it,
- * serves the control socket, and exits with the container's exit status.
- * With --detach it forks into the background once the container runs. */
+/* run.c - the monitor, behind `runm run` and runc's `runm create`. Boots the
+ * container's VM, creates the container, relays its stdio, forwards our
+ * signals to it, serves the control socket, and exits with the container's
+ * exit status. `run` starts the container at once (with --detach it forks
+ * into the background once the container runs); `create` forks the monitor
+ * off, as runc leaves its init behind, and the monitor waits for `runm
+ * start` on the control socket (the monitor service, cli.h). */
 #include "cli/cli.h"
 
 #include "common/log.h"
@@ -9,6 +12,9 @@
 #include "common/util.h"
 #include "engine/config.h"
 #include "engine/create.h"
+#include "engine/entry.h"
+#include "engine/hooks.h"
+#include "engine/netns.h"
 #include "engine/relay.h"
 #include "engine/sandbox.h"
 #include "engine/spec.h"
@@ -25,9 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -39,10 +47,15 @@ struct monitor {
 	struct sandbox *sb;
 	struct relay *relay;
 	struct ttrpc_server *ctl;
+	struct ttrpc_service ctl_svc;
 	struct cli_state st;
 	char *pid_file;
 	char *console_socket;
-	int report_fd;   /* --detach: tells the waiting parent "ok" or the error */
+	int report_fd;   /* --detach, create: tells the waiting parent "ok" or the error */
+	bool create_mode; /* runm create: start waits for the monitor service's Start */
+	bool created;     /* the guest's container exists (create mode: reported) */
+	bool own_netns;   /* create made the container's network namespace: we live in it */
+	struct ttrpc_stream *start_req; /* a pending monitor Start, answered once it runs */
 	int tty;         /* our terminal when the container has one, else -1 */
 	struct termios saved;
 	bool raw;
@@ -64,6 +77,11 @@ static void fail(struct monitor *m, runm_error_t *err)
 {
 	if (m->failure == NULL && err != NULL)
 		m->failure = steal_ptr(err);
+	if (m->start_req) {
+		ttrpc_stream_on_cancel(m->start_req, NULL, NULL);
+		ttrpc_reply_error(m->start_req, TTRPC_FAILED_PRECONDITION, "%s", runm_error_msg(m->failure));
+		m->start_req = NULL;
+	}
 	finish(m, 1);
 }
 
@@ -76,12 +94,7 @@ static void maybe_done(struct monitor *m)
 
 static void report(struct monitor *m, const char *msg)
 {
-	if (m->report_fd < 0)
-		return;
-	if (write_all(m->report_fd, msg, strlen(msg)) < 0)
-		log_debug("report to the parent: %s", strerror(errno));
-	close(m->report_fd);
-	m->report_fd = -1;
+	cli_report(&m->report_fd, msg);
 }
 
 static void resize(struct monitor *m)
@@ -145,7 +158,12 @@ static void on_start(void *data, int code, const char *msg, const uint8_t *paylo
 	m->started = true;
 	m->st.pid = (pid_t)resp->pid;
 	write_state(m, "running");
-	if (m->pid_file) {
+	if (m->start_req) {
+		ttrpc_stream_on_cancel(m->start_req, NULL, NULL);
+		ttrpc_reply(m->start_req, NULL);
+		m->start_req = NULL;
+	}
+	if (m->pid_file && !m->create_mode) {
 		/* The VMM is the container's process on this host: signalling or
 		 * watching it is what a pid file is for. */
 		cleanup_free char *s = xasprintf("%d", (int)sandbox_vmm_pid(m->sb));
@@ -186,6 +204,8 @@ static int stdio_fds(struct monitor *m, int fds[3], runm_error_t *err)
 		return 0;
 	}
 	if (m->spec.terminal) {
+		if (m->create_mode)
+			return runm_error_make(err, 0, "process.terminal needs --console-socket");
 		if (!isatty(STDIN_FILENO))
 			return runm_error_make(err, 0, "the container wants a terminal (process.terminal) but stdin is not a tty");
 		m->tty = cli_reopen_stdio(STDIN_FILENO, O_RDWR);
@@ -229,13 +249,25 @@ static void on_network(void *data, int code, const char *msg, const uint8_t *pay
 	start_init(m);
 }
 
+static void begin_start(struct monitor *m)
+{
+	runm_error_t err = NULL;
+	/* A bundle naming a network namespace: its interface is mirrored into
+	 * the VM before the process starts, as the shim does (Docker and
+	 * Podman configure it between create and start). */
+	int r = sandbox_mirror_network(m->sb, on_network, m, &err);
+	if (r < 0)
+		return fail(m, &err);
+	if (r == 0)
+		start_init(m);
+}
+
 static void on_create(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
 {
 	struct monitor *m = data;
 	runm_error_t err = NULL;
 	int fds[3] = { -1, -1, -1 };
-	int r;
-	(void)payload;
+		(void)payload;
 	(void)len;
 
 	if (code != 0) {
@@ -247,14 +279,18 @@ static void on_create(void *data, int code, const char *msg, const uint8_t *payl
 	    relay_start(m->loop, m->sb, "", fds[0], fds[1], fds[2], on_relay_done, m, &m->relay, &err) < 0)
 		return fail(m, &err); /* relay_start closed the fds */
 	set_raw(m);
-	/* A bundle naming a network namespace: its interface is mirrored into
-	 * the VM before the process starts, as the shim does. */
-	r = sandbox_mirror_network(m->sb, on_network, m, &err);
-	if (r < 0)
-		return fail(m, &err);
-	if (r == 0)
-		start_init(m);
+	m->created = true;
+	if (m->create_mode) {
+		/* The relay holds the container's stdio now: ours must not keep the
+		 * caller's pipes open (it waits for their EOF). */
+		cli_null_stdio();
+		report(m, "ok");
+		return;
+	}
+	begin_start(m);
 }
+
+static void register_ctl(struct monitor *m);
 
 static void on_ready(struct sandbox *sb, runm_error_t *err, void *data)
 {
@@ -267,6 +303,7 @@ static void on_ready(struct sandbox *sb, runm_error_t *err, void *data)
 	log_debug("VM ready, guest kernel %s", sandbox_guest_kernel(sb));
 	if (cli_proxy_start(m->loop, sb, m->dir, &m->ctl, &e) < 0)
 		return fail(m, &e);
+	register_ctl(m);
 	engine_create(sb, m->id, &m->spec, true, true, true, on_create, m);
 }
 
@@ -291,56 +328,99 @@ static void on_signal(struct loop *l, int signo, void *data)
 	if (signo == SIGWINCH)
 		return resize(m);
 	if (!m->started) {
-		/* Nothing to forward to yet: give up on the container. */
+		/* Nothing to forward to yet: give up on the container, which then
+		 * ends as if the signal had killed it (runc kill of a created one). */
 		runm_error_t err = NULL;
 		runm_error_make(&err, 0, "interrupted by signal %d before the container started", signo);
-		return fail(m, &err);
+		fail(m, &err);
+		m->exit_status = 128 + signo;
+		return;
 	}
 	req.exec_id = "";
 	req.signal = (uint32_t)signo;
 	sandbox_call(m->sb, "Signal", &req.base, 10000, 0, NULL, NULL);
 }
 
-/* --detach: the parent waits for the child's report, then leaves it running. */
-static int detach(struct monitor *m, runm_error_t *err)
+/* --detach and create: fork the monitor off. With --detach the parent then
+ * leaves it running; create's parent goes on (hooks, pid file) with the
+ * child's pid in *child. */
+static int detach(struct monitor *m, pid_t *child, runm_error_t *err)
 {
-	int p[2];
-	pid_t pid;
-	char buf[4096];
-	ssize_t n;
-	size_t got = 0;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return runm_error_make(err, errno, "pipe");
-	pid = fork();
-	if (pid < 0)
-		return runm_error_make(err, errno, "fork");
-	if (pid == 0) {
-		close(p[0]);
-		m->report_fd = p[1];
-		setsid();
-		return 0;
-	}
-	close(p[1]);
-	while (got < sizeof(buf) - 1 && (n = read(p[0], buf + got, sizeof(buf) - 1 - got)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		got += (size_t)n;
-	}
-	buf[got] = '\0';
-	close(p[0]);
-	if (strcmp(buf, "ok") == 0)
+	if (cli_detach(&m->report_fd, child, err) < 0)
+		return -1;
+	if (*child > 0 && !m->create_mode)
 		_exit(0);
-	fprintf(stderr, "runm: %s\n", got ? buf : "the container monitor died before the container started");
-	_exit(1);
+	return 0;
 }
 
-static void usage(void)
+/* ---- the monitor service on the control socket ---- */
+
+static void on_start_cancel(struct ttrpc_stream *s, void *data)
 {
-	fprintf(stderr, "usage: runm run [--bundle DIR] [--detach] [--pid-file PATH] [--console-socket PATH]\n"
-			"                [-p|--publish [IP:]HOSTPORT:PORT[/tcp|udp]]... ID\n");
+	struct monitor *m = data;
+	(void)s;
+	m->start_req = NULL; /* the process still starts: runc start cannot be taken back */
+}
+
+static void ctl_start(struct ttrpc_stream *s, const uint8_t *p, size_t len, void *ctx)
+{
+	struct monitor *m = ctx;
+	(void)p;
+	(void)len;
+	if (!m->create_mode || m->started || m->start_req)
+		return ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "cannot start an already running container");
+	if (!m->created || m->done)
+		return ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "cannot start a container that is not created");
+	m->start_req = s;
+	ttrpc_stream_on_cancel(s, on_start_cancel, m);
+	begin_start(m);
+}
+
+static void pause_or_resume(struct ttrpc_stream *s, struct monitor *m, bool pause)
+{
+	cleanup_error runm_error_t err = NULL;
+	if (!m->started || m->done)
+		return ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "container not running");
+	if ((pause ? sandbox_pause(m->sb, &err) : sandbox_resume(m->sb, &err)) < 0)
+		return ttrpc_reply_error(s, TTRPC_INTERNAL, "%s", runm_error_msg(err));
+	/* While its VM is paused the agent cannot answer: state says so from here. */
+	write_state(m, pause ? "paused" : "running");
+	ttrpc_reply(s, NULL);
+}
+
+static void ctl_pause(struct ttrpc_stream *s, const uint8_t *p, size_t len, void *ctx)
+{
+	(void)p;
+	(void)len;
+	pause_or_resume(s, ctx, true);
+}
+
+static void ctl_resume(struct ttrpc_stream *s, const uint8_t *p, size_t len, void *ctx)
+{
+	(void)p;
+	(void)len;
+	pause_or_resume(s, ctx, false);
+}
+
+static const struct ttrpc_method ctl_methods[] = {
+	{ "Start", ctl_start },
+	{ "Pause", ctl_pause },
+	{ "Resume", ctl_resume },
+};
+
+static void register_ctl(struct monitor *m)
+{
+	m->ctl_svc = (struct ttrpc_service){ CLI_MONITOR_SERVICE, ctl_methods, ARRAY_SIZE(ctl_methods), m };
+	ttrpc_server_register(m->ctl, &m->ctl_svc);
+}
+
+static void usage(bool create)
+{
+	if (create)
+		fprintf(stderr, "usage: runm create [--bundle DIR] [--pid-file PATH] [--console-socket PATH] ID\n");
+	else
+		fprintf(stderr, "usage: runm run [--bundle DIR] [--detach] [--pid-file PATH] [--console-socket PATH]\n"
+				"                [-p|--publish [IP:]HOSTPORT:PORT[/tcp|udp]]... ID\n");
 }
 
 static void cleanup(struct monitor *m, bool keep_state)
@@ -368,7 +448,7 @@ static void cleanup(struct monitor *m, bool keep_state)
 	} else if (rm_rf(m->dir, &err) < 0) {
 		log_warn("%s", runm_error_msg(err));
 	}
-	if (m->pid_file && !keep_state)
+	if (m->pid_file && !keep_state && !m->create_mode)
 		unlink(m->pid_file);
 	spec_release(&m->spec);
 	cli_state_release(&m->st);
@@ -376,19 +456,67 @@ static void cleanup(struct monitor *m, bool keep_state)
 	free(m->dir);
 }
 
-int cmd_run(const struct cli *cli, int argc, char **argv)
+/* What runc's create can do and a VM cannot, said before anything starts. */
+static int check_create(struct monitor *m, runm_error_t *err)
+{
+	if (m->spec.netns_host && m->spec.network)
+		return runm_error_make(err, 0, "host networking (no network namespace in config.json) is not supported: "
+					       "the container runs in its own VM");
+	if (m->spec.pidns_host)
+		return runm_error_make(err, 0, "the host's pid namespace (no pid namespace in config.json) is not "
+					       "supported: the container runs in its own VM");
+	return entry_check(m->spec.rootfs, m->spec.guest_json, err);
+}
+
+/* create: the monitor gets a network namespace of its own when the spec
+ * asks for a new one, as runc's init does; the caller configures it through
+ * the monitor's pid (Docker's prestart hook) and the VM mirrors it at start. */
+static int own_netns(struct monitor *m, runm_error_t *err)
+{
+	if (!m->spec.netns_new || m->spec.netns_path || !m->spec.network)
+		return 0;
+	if (unshare(CLONE_NEWNET) < 0)
+		return runm_error_make(err, errno, "a network namespace for the container");
+	if (netns_loopback_up(err) < 0)
+		return -1;
+	m->spec.netns_path = xasprintf("/proc/%d/ns/net", (int)getpid());
+	m->own_netns = true;
+	return 0;
+}
+
+/* The parent of create, once the monitor has the container created: the
+ * hooks that runc runs in create, then the pid file, written last. */
+static int after_create(struct monitor *m, pid_t monitor, runm_error_t *err)
+{
+	cleanup_free char *state = hooks_state_json(m->st.bundle, m->id, "created", monitor);
+	cleanup_free char *pid = xasprintf("%d", (int)monitor);
+	if (hooks_run(m->st.bundle, HOOK_PRESTART, state, err) < 0 ||
+	    hooks_run(m->st.bundle, HOOK_CREATE_RUNTIME, state, err) < 0 ||
+	    (m->pid_file && write_file_atomic(m->pid_file, pid, strlen(pid), 0644, err) < 0)) {
+		/* The monitor gives up on a signal before start, and cleans up. */
+		kill(monitor, SIGTERM);
+		waitpid(monitor, NULL, 0);
+		stage_release_all(m->dir);
+		rm_rf(m->dir, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static int monitor_main(const struct cli *cli, int argc, char **argv, bool create)
 {
 	static const struct option opts[] = {
 		{ "bundle", required_argument, NULL, 'b' },	{ "detach", no_argument, NULL, 'd' },
 		{ "pid-file", required_argument, NULL, 'i' },	{ "console-socket", required_argument, NULL, 'c' },
 		{ "no-pivot", no_argument, NULL, 'P' },	{ "no-new-keyring", no_argument, NULL, 'K' },
-		{ "publish", required_argument, NULL, 'p' },	{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "preserve-fds", required_argument, NULL, 'F' }, { "publish", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },		{ NULL, 0, NULL, 0 },
 	};
-	struct monitor m = { .report_fd = -1, .tty = -1 };
+	struct monitor m = { .report_fd = -1, .tty = -1, .create_mode = create };
 	cleanup_error runm_error_t err = NULL;
 	const char *bundle = ".";
-	bool detached = false;
+	bool detached = create;
+	pid_t child = 0;
 	cleanup_strv char **publish = NULL; /* -p values, added to the spec's ports once it is loaded */
 	char bundle_abs[PATH_MAX];
 	struct sandbox_config cfg = { 0 };
@@ -402,57 +530,73 @@ int cmd_run(const struct cli *cli, int argc, char **argv)
 		case 'b': bundle = optarg; break;
 		case 'd': detached = true; break;
 		case 'i': m.pid_file = optarg; break;
-		case 'p': strv_push(&publish, optarg); break;
+		case 'p':
+			if (create)
+				goto bad_usage;
+			strv_push(&publish, optarg);
+			break;
 		case 'c': m.console_socket = optarg; break;
 		case 'P':
-		case 'K': break; /* runc flags that mean nothing in a VM */
-		default: usage(); return 2;
+		case 'K':
+		case 'F': break; /* runc flags that mean nothing in a VM (extra fds stay on the host) */
+		default: goto bad_usage;
 		}
 	}
-	if (optind != argc - 1) {
-		usage();
-		return 2;
-	}
+	if (optind != argc - 1)
+		goto bad_usage;
 	m.id = argv[optind];
-	if (!cli_valid_id(m.id)) {
-		fprintf(stderr, "runm: invalid container id `%s`: use letters, digits, '_', '.' and '-'\n", m.id);
-		return 1;
-	}
-	if (realpath(bundle, bundle_abs) == NULL) {
-		fprintf(stderr, "runm: bundle `%s`: %s\n", bundle, strerror(errno));
-		return 1;
-	}
-	if (config_load(RUNM_CONFIG_DEFAULT, true, &rc, &err) < 0 || spec_load(bundle_abs, &m.spec, &err) < 0) {
-		fprintf(stderr, "runm: %s\n", runm_error_msg(err));
-		return 1;
+	if (!cli_valid_id(m.id))
+		return cli_fail("invalid container id `%s`: use letters, digits, '_', '.' and '-'", m.id);
+	if (realpath(bundle, bundle_abs) == NULL)
+		return cli_fail("bundle `%s`: %s", bundle, strerror(errno));
+	if (config_load(RUNM_CONFIG_DEFAULT, true, &rc, &err) < 0 || spec_load(bundle_abs, &m.spec, &err) < 0 ||
+	    (create && check_create(&m, &err) < 0)) {
+		spec_release(&m.spec);
+		return cli_fail("%s", runm_error_msg(err));
 	}
 	for (size_t i = 0; publish && publish[i]; i++) {
 		if (spec_add_ports(&m.spec, publish[i], "--publish", &err) < 0) {
-			fprintf(stderr, "runm: %s\n", runm_error_msg(err));
 			spec_release(&m.spec);
-			return 1;
+			return cli_fail("%s", runm_error_msg(err));
 		}
 	}
 	m.dir = cli_dir(cli, m.id);
 	if (mkdir_p(cli->root, 0700, &err) < 0 || mkdir(m.dir, 0700) < 0) {
-		if (err != NULL)
-			fprintf(stderr, "runm: %s\n", runm_error_msg(err));
-		else if (errno == EEXIST)
-			fprintf(stderr, "runm: container `%s` already exists (runm delete %s)\n", m.id, m.id);
-		else
-			fprintf(stderr, "runm: create `%s`: %s\n", m.dir, strerror(errno));
+		int e = errno;
 		spec_release(&m.spec);
 		free(m.dir);
-		return 1;
+		if (err != NULL)
+			return cli_fail("%s", runm_error_msg(err));
+		if (e == EEXIST)
+			return cli_fail("container with id exists: %s", m.id);
+		return cli_fail("create `%s`: %s", cli->root, strerror(e));
 	}
 	m.st.id = xstrdup(m.id);
 	m.st.bundle = xstrdup(bundle_abs);
 	m.st.created_ns = now_real_ns();
 	m.st.monitor_pid = getpid();
 
-	if (detached && detach(&m, &err) < 0)
+	if (detached && detach(&m, &child, &err) < 0)
 		goto out;
+	if (child > 0) {
+		/* create's parent: the monitor runs on without us. */
+		int r = after_create(&m, child, &err);
+		spec_release(&m.spec);
+		cli_state_release(&m.st);
+		free(m.dir);
+		return r < 0 ? cli_fail("%s", runm_error_msg(err)) : 0;
+	}
 	m.st.monitor_pid = getpid();
+	/* What a caller waits on must not be held by the monitor: with a
+	 * console socket the container's stdio is the pty, and create's own
+	 * output is read by the caller until EOF (go-runc, buildah). */
+	if (create && m.console_socket)
+		cli_null_stdio();
+	if (create && own_netns(&m, &err) < 0)
+		goto out;
+	/* The pid that the pid file names: the monitor for create, which a
+	 * runc caller waits for; the VMM for run. */
+	m.st.host_pid = create ? getpid() : 0;
 
 	cli_forwarded_signals(&sigs);
 	if (loop_new(&m.loop, &err) < 0 || loop_signals(m.loop, &sigs, on_signal, &m, &err) < 0)
@@ -462,6 +606,7 @@ int cmd_run(const struct cli *cli, int argc, char **argv)
 	cfg.state_dir = m.dir;
 	cfg.spec = &m.spec;
 	cfg.network = true;
+	cfg.own_netns = m.own_netns;
 	cfg.kernel = rc.kernel;
 	cfg.initrd = rc.initrd;
 	cfg.default_mem_mib = rc.default_mem_mib;
@@ -477,12 +622,26 @@ out:
 		if (m.report_fd >= 0)
 			report(&m, runm_error_msg(err));
 		else
-			fprintf(stderr, "runm: %s\n", runm_error_msg(err));
+			cli_fail("%s", runm_error_msg(err));
 		if (m.exit_status == 0)
 			m.exit_status = 1;
 	}
 	if (m.loop == NULL && loop_new(&m.loop, NULL) < 0)
 		abort();
-	cleanup(&m, detached && m.started);
+	cleanup(&m, create ? m.created : detached && m.started);
 	return m.exit_status;
+
+bad_usage:
+	usage(create);
+	return 2;
+}
+
+int cmd_run(const struct cli *cli, int argc, char **argv)
+{
+	return monitor_main(cli, argc, argv, false);
+}
+
+int cmd_create(const struct cli *cli, int argc, char **argv)
+{
+	return monitor_main(cli, argc, argv, true);
 }

@@ -59,11 +59,17 @@ static void on_reply(void *data, int code, const char *msg, const uint8_t *paylo
 int session_call(struct session *s, const char *method, const ProtobufCMessage *req, uint64_t timeout_ms,
 		 uint8_t **payload, size_t *len, runm_error_t *err)
 {
+	return session_call_service(s, AGENT_SERVICE, method, req, timeout_ms, payload, len, err);
+}
+
+int session_call_service(struct session *s, const char *service, const char *method, const ProtobufCMessage *req,
+			 uint64_t timeout_ms, uint8_t **payload, size_t *len, runm_error_t *err)
+{
 	struct sync_reply r = { 0 };
 
 	if (s->conn == NULL)
 		return runm_error_make(err, 0, "%s: the container's monitor hung up", method);
-	ttrpc_call(s->conn, AGENT_SERVICE, method, req, timeout_ms, 0, on_reply, &r);
+	ttrpc_call(s->conn, service, method, req, timeout_ms, 0, on_reply, &r);
 	while (!r.done)
 		if (loop_run_once(s->loop, -1) < 0)
 			return runm_error_make(err, errno, "%s: event loop failed", method);

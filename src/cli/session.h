@@ -20,6 +20,9 @@ int session_open(const struct cli *cli, const char *id, struct session **out, ru
  * no deadline). The reply payload is malloc'd into *payload (may be NULL). */
 int session_call(struct session *s, const char *method, const ProtobufCMessage *req, uint64_t timeout_ms,
 		 uint8_t **payload, size_t *len, runm_error_t *err);
+/* The same for another service of the control socket (CLI_MONITOR_SERVICE). */
+int session_call_service(struct session *s, const char *service, const char *method, const ProtobufCMessage *req,
+			 uint64_t timeout_ms, uint8_t **payload, size_t *len, runm_error_t *err);
 void session_close(struct session *s);
 
 #endif

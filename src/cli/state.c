@@ -43,6 +43,7 @@ int cli_state_write(const char *dir, const struct cli_state *st, runm_error_t *e
 	json_object_object_add(o, "monitor_pid", json_object_new_int(st->monitor_pid));
 	json_object_object_add(o, "vmm_pid", json_object_new_int(st->vmm_pid));
 	json_object_object_add(o, "pid", json_object_new_int(st->pid));
+	json_object_object_add(o, "host_pid", json_object_new_int(st->host_pid));
 	json_object_object_add(o, "exit_status", json_object_new_int(st->exit_status));
 	json_object_object_add(o, "created_ns", json_object_new_int64((int64_t)st->created_ns));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
@@ -88,6 +89,7 @@ int cli_state_read(const char *dir, struct cli_state *st, runm_error_t *err)
 	st->monitor_pid = (pid_t)get_int(o, "monitor_pid");
 	st->vmm_pid = (pid_t)get_int(o, "vmm_pid");
 	st->pid = (pid_t)get_int(o, "pid");
+	st->host_pid = (pid_t)get_int(o, "host_pid");
 	st->exit_status = (int)get_int(o, "exit_status");
 	st->created_ns = (uint64_t)get_int(o, "created_ns");
 	json_object_put(o);

@@ -186,6 +186,14 @@ static int if_set_up(int sock, const char *name, runm_error_t *err)
 	return 0;
 }
 
+int netns_loopback_up(runm_error_t *err)
+{
+	cleanup_close int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return runm_error_make(err, errno, "socket");
+	return if_set_up(sock, "lo", err);
+}
+
 static int tap_create_in(void *arg, runm_error_t *err)
 {
 	int *out = arg;
@@ -220,7 +228,7 @@ static bool same_ns(int fd, const char *path)
 	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-int netns_open(const char *path, runm_error_t *err)
+int netns_open(const char *path, bool own, runm_error_t *err)
 {
 	/* Non-blocking: config.json may name a FIFO, which must not hang us. */
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -233,7 +241,7 @@ int netns_open(const char *path, runm_error_t *err)
 		return runm_error_make(err, 0, "`%s` is not a network namespace", path);
 	/* Mirroring redirects the namespace's interface into a VM: never the
 	 * host's own (nerdctl --network container:X of a host-network X). */
-	if (same_ns(fd, "/proc/self/ns/net") || same_ns(fd, "/proc/1/ns/net"))
+	if ((!own && same_ns(fd, "/proc/self/ns/net")) || same_ns(fd, "/proc/1/ns/net"))
 		return runm_error_make(err, 0, "network namespace `%s` is the host's: refusing to take over its interface",
 				       path);
 	return steal_fd(&fd);

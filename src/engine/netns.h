@@ -15,6 +15,7 @@
 #include "common/error.h"
 
 #include <net/if.h>
+#include <stdbool.h>
 
 /* The tap's name inside the namespace (Kata's is tap0_kata). */
 #define NETNS_TAP "tap0_runm"
@@ -28,8 +29,14 @@ struct netns_iface {
 };
 
 /* Open the network namespace at path (e.g. /var/run/netns/NAME, or
- * /proc/PID/ns/net). Returns the fd (O_CLOEXEC), or -1. */
-int netns_open(const char *path, runm_error_t *err);
+ * /proc/PID/ns/net). Returns the fd (O_CLOEXEC), or -1. Never the host's:
+ * not pid 1's, nor the caller's own unless `own` (a runm create monitor
+ * that made one for its container and lives in it). */
+int netns_open(const char *path, bool own, runm_error_t *err);
+
+/* Bring `lo` up in the caller's current network namespace (a new one has
+ * it down; runc brings it up for the container). */
+int netns_loopback_up(runm_error_t *err);
 
 /* Create the tap NETNS_TAP inside the namespace and bring it up. Returns its
  * fd (O_CLOEXEC), or -1. Not persistent: the device goes away when the last

@@ -248,7 +248,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	/* The tap must exist before the VMM starts (microvm has no hotplug);
 	 * what it mirrors is found at sandbox_mirror_network, once CNI has run. */
 	if (sp->netns_path && cfg->network) {
-		netns_fd = netns_open(sp->netns_path, err);
+		netns_fd = netns_open(sp->netns_path, cfg->own_netns, err);
 		if (netns_fd < 0)
 			return -1;
 		tap_fd = netns_tap_create(netns_fd, err);

@@ -30,6 +30,7 @@ struct sandbox_config {
 	const char *kernel;    /* both set: this guest instead of sandbox_find_guest's */
 	const char *initrd;
 	bool network;
+	bool own_netns;        /* spec's netns_path is the caller's own namespace, made for the container */
 	unsigned boot_timeout_ms; /* 0 = SANDBOX_BOOT_TIMEOUT_MS ($RUNM_BOOT_TIMEOUT_MS overrides) */
 };
 

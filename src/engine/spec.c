@@ -138,9 +138,17 @@ static int rewrite_namespaces(json_object *linux_, struct spec *s, runm_error_t 
 	json_object *kept;
 	size_t n;
 
+	s->netns_host = s->pidns_host = true;
 	if (ns == NULL)
 		return 0;
 	n = json_object_array_length(ns);
+	for (size_t i = 0; i < n; i++) {
+		json_object *type = get_typed(json_object_array_get_idx(ns, i), "type", json_type_string);
+		if (type && strcmp(json_object_get_string(type), "network") == 0)
+			s->netns_host = false;
+		if (type && strcmp(json_object_get_string(type), "pid") == 0)
+			s->pidns_host = false;
+	}
 	/* Checked before the array is replaced: on error the config is untouched. */
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(ns, i);
@@ -148,14 +156,19 @@ static int rewrite_namespaces(json_object *linux_, struct spec *s, runm_error_t 
 		json_object *path = NULL;
 		const char *p;
 
-		if (type == NULL || strcmp(json_object_get_string(type), "network") != 0 ||
-		    !json_object_object_get_ex(e, "path", &path))
+		if (type == NULL || strcmp(json_object_get_string(type), "network") != 0)
 			continue;
+		if (!json_object_object_get_ex(e, "path", &path)) {
+			s->netns_new = true;
+			continue;
+		}
 		if (!json_object_is_type(path, json_type_string))
 			return runm_error_make(err, 0, "config.json: linux.namespaces[%zu].path is not a string", i);
 		p = json_object_get_string(path);
-		if (p[0] == '\0') /* the spec's "no path": a new namespace */
+		if (p[0] == '\0') { /* the spec's "no path": a new namespace */
+			s->netns_new = true;
 			continue;
+		}
 		if (p[0] != '/' || strlen(p) >= PATH_MAX)
 			return runm_error_make(err, 0, "config.json: network namespace path `%.100s` is not an absolute path",
 					       p);
@@ -365,6 +378,7 @@ static int read_network(json_object *root, struct spec *s, runm_error_t *err)
 	if (!s->network || net) {
 		free(s->netns_path);
 		s->netns_path = NULL;
+		s->netns_new = false;
 	}
 	/* In a namespace of its own, CNI's portmap publishes the ports (nerdctl
 	 * sets both it and its label): the VMM has nothing to listen on. */

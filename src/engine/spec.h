@@ -56,6 +56,10 @@ struct spec {
 	char *netns_path;  /* linux.namespaces' network path: the NIC mirrors it instead of
 			    * user-mode NAT, and published ports do not apply (CNI's portmap
 			    * publishes them in that namespace); NULL = user-mode NAT */
+	bool netns_new;    /* linux.namespaces has a network entry without a path: runc makes a
+			    * new (empty) namespace for it; runm's runc-compatible create does too */
+	bool netns_host;   /* no network entry at all: runc's host network */
+	bool pidns_host;   /* no pid entry: runc's host pid namespace */
 	struct spec_port *ports; /* published ports, from the annotations (and `runm run -p`) */
 	size_t n_ports;
 };
