@@ -298,14 +298,31 @@ uint64_t now_real_ns(void)
 	return clock_ns(CLOCK_REALTIME);
 }
 
-/* A close-on-exec unix stream socket and the address for path. */
-static int unix_socket(const char *path, struct sockaddr_un *sa, socklen_t *len, runm_error_t *err)
+/* A close-on-exec unix stream socket and the address for path. A path too
+ * long for sun_path (108 bytes: Docker's runtime root plus a 64-hex id
+ * passes it) is reached through its directory, opened here and named as
+ * /proc/self/fd/N/NAME; *dirfd then holds that fd until the bind or
+ * connect is done. */
+static int unix_socket(const char *path, struct sockaddr_un *sa, socklen_t *len, int *dirfd, runm_error_t *err)
 {
 	size_t n = strlen(path);
+	char shortp[64];
 	int fd;
 
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
+	if (n >= sizeof(sa->sun_path) && path[0] == '/') {
+		const char *slash = strrchr(path, '/');
+		cleanup_free char *dir = xstrndup(path, (size_t)(slash - path) + 1);
+		if (strlen(slash + 1) + 32 >= sizeof(sa->sun_path))
+			return runm_error_make(err, ENAMETOOLONG, "socket path `%s`", path);
+		*dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (*dirfd < 0)
+			return runm_error_make(err, errno, "socket directory `%s`", dir);
+		snprintf(shortp, sizeof(shortp), "/proc/self/fd/%d/%s", *dirfd, slash + 1);
+		path = shortp;
+		n = strlen(path);
+	}
 	if (n == 0 || n >= sizeof(sa->sun_path))
 		return runm_error_make(err, ENAMETOOLONG, "socket path `%s`", path);
 	memcpy(sa->sun_path, path, n);
@@ -322,7 +339,8 @@ int unix_listen(const char *path, runm_error_t *err)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
-	cleanup_close int fd = unix_socket(path, &sa, &len, err);
+	cleanup_close int dirfd = -1;
+	cleanup_close int fd = unix_socket(path, &sa, &len, &dirfd, err);
 
 	if (fd < 0)
 		return -1;
@@ -339,7 +357,8 @@ int unix_connect(const char *path, runm_error_t *err)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
-	cleanup_close int fd = unix_socket(path, &sa, &len, err);
+	cleanup_close int dirfd = -1;
+	cleanup_close int fd = unix_socket(path, &sa, &len, &dirfd, err);
 
 	if (fd < 0)
 		return -1;

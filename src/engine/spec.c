@@ -129,6 +129,19 @@ static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
 	return 0;
 }
 
+static bool has_net_sysctl(json_object *linux_)
+{
+	json_object *sys = get_typed(linux_, "sysctl", json_type_object);
+	if (sys == NULL)
+		return false;
+	json_object_object_foreach(sys, key, val) {
+		(void)val;
+		if (strncmp(key, "net.", 4) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* The VM is the sandbox: the container shares the VM's network, and paths
  * of host namespaces mean nothing in the guest. The network namespace's
  * path stays for the host: that namespace is mirrored into the VM. */
@@ -183,6 +196,15 @@ static int rewrite_namespaces(json_object *linux_, struct spec *s, runm_error_t 
 			continue;
 		json_object_object_del(e, "path");
 		json_object_array_add(kept, json_object_get(e));
+	}
+	/* net.* sysctls (Docker sets net.ipv4.ip_unprivileged_port_start) need
+	 * a network namespace in crun's eyes: join the VM's own, the agent's,
+	 * which is the container's network anyway. */
+	if (has_net_sysctl(linux_)) {
+		json_object *e = json_object_new_object();
+		json_object_object_add(e, "type", json_object_new_string("network"));
+		json_object_object_add(e, "path", json_object_new_string("/proc/1/ns/net"));
+		json_object_array_add(kept, e);
 	}
 	json_object_object_add(linux_, "namespaces", kept);
 	return 0;
