@@ -30,6 +30,9 @@ struct sandbox_config {
 	const char *kernel;    /* both set: this guest instead of sandbox_find_guest's */
 	const char *initrd;
 	bool network;
+	/* "auto", "kvm", "hvf" or "tcg" ($RUNM_ACCEL overrides); NULL = the accel
+	 * of RUNM_CONFIG_DEFAULT (what the CLI runs with). */
+	const char *accel;
 	unsigned boot_timeout_ms; /* 0 = SANDBOX_BOOT_TIMEOUT_MS ($RUNM_BOOT_TIMEOUT_MS overrides) */
 };
 

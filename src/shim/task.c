@@ -268,6 +268,8 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 	cfg.initrd = rc.initrd;
 	cfg.default_mem_mib = rc.default_mem_mib;
 	cfg.default_vcpus = rc.default_vcpus;
+	/* The runtime options' config file decides, even by saying nothing. */
+	cfg.accel = rc.accel ? rc.accel : "auto";
 	c->create_stream = s;
 	if (sandbox_start(t->loop, &cfg, on_sandbox_ready, container_on_vm_exit, c, &c->sb, &err) < 0) {
 		c->create_stream = NULL;
