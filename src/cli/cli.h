@@ -42,6 +42,7 @@ int cmd_kill(const struct cli *cli, int argc, char **argv);
 int cmd_state(const struct cli *cli, int argc, char **argv);
 int cmd_delete(const struct cli *cli, int argc, char **argv);
 int cmd_list(const struct cli *cli, int argc, char **argv);
+int cmd_check(const struct cli *cli, int argc, char **argv);
 
 /* state.c */
 bool cli_valid_id(const char *id);

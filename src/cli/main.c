@@ -20,6 +20,7 @@ static const struct {
 	{ "state", cmd_state, "print a container's state as JSON" },
 	{ "delete", cmd_delete, "delete a stopped container (--force: a running one)" },
 	{ "list", cmd_list, "list containers" },
+	{ "check", cmd_check, "whether runm can run containers here, and with what (--accel: its name)" },
 };
 
 static void usage(FILE *f)

@@ -154,7 +154,7 @@ void accel_decide(const struct accel_facts *f, struct accel_decision *out)
 		out->conclusive = true;
 		/* No /dev/kvm at all is just a host without KVM, not a skip. */
 		out->kvm_skipped = f->kvm_dev_exists;
-		snprintf(out->reason, sizeof(out->reason), "%s: TCG emulation", why);
+		snprintf(out->reason, sizeof(out->reason), "%s", why);
 		return;
 	}
 	out->accel = "kvm";
@@ -178,13 +178,13 @@ int accel_check(const char *accel, const struct accel_facts *f, runm_error_t *er
 	if (strcmp(accel, "hvf") == 0) {
 		if (f->macos)
 			return 0;
-		return runm_error_make(err, ENOTSUP, "accel=hvf is macOS only; use accel=kvm or accel=tcg");
+		return runm_error_make(err, 0, "accel=hvf is macOS only; use accel=kvm or accel=tcg");
 	}
 	if (strcmp(accel, "kvm") == 0) {
 		if (f->macos)
-			return runm_error_make(err, ENOTSUP, "accel=kvm is Linux only; use accel=hvf");
+			return runm_error_make(err, 0, "accel=kvm is Linux only; use accel=hvf");
 		if (kvm_blocker(f, why, sizeof(why)) != NULL)
-			return runm_error_make(err, ENOTSUP, "accel=kvm: %s; use accel=tcg", why);
+			return runm_error_make(err, 0, "accel=kvm: %s; use accel=tcg", why);
 		return 0;
 	}
 	return runm_error_make(err, EINVAL, "unknown accelerator `%s` (auto, kvm, hvf or tcg)", accel);

@@ -197,6 +197,12 @@ bool vm_kvm_fallback(const struct vm *vm, bool timed_out)
 	return true;
 }
 
+int vm_find_vmm(char **path, runm_error_t *err)
+{
+	struct vm_config cfg = { 0 };
+	return backends[0]->binary(&cfg, path, err);
+}
+
 const char *vm_accel(const struct vm *vm)
 {
 	return vm->accel;

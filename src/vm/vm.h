@@ -124,6 +124,8 @@ const char *vm_auto_accel(const char *kernel, char **why);
 /* Whether an explicit accelerator ("kvm", "hvf", "tcg") can run here:
  * -1 with the cause otherwise (what vm_start fails with, before any VMM). */
 int vm_check_accel(const char *accel, runm_error_t *err);
+/* The VMM binary vm_start would run (RUNM_QEMU, else from PATH), malloc'd. */
+int vm_find_vmm(char **path, runm_error_t *err);
 /* The accelerator this VM runs under. */
 const char *vm_accel(const struct vm *vm);
 
