@@ -176,20 +176,33 @@ unsigned vm_kvm_trial_ms(const struct vm *vm)
 	return VM_KVM_TRIAL_MS;
 }
 
+static const char *s_or(const char *s)
+{
+	return s ? s : "";
+}
+
 bool vm_kvm_fallback(const struct vm *vm, bool timed_out)
 {
 	cleanup_free char *log = NULL, *why = NULL;
 	struct auto_choice c = { .dir = vm->verdict_dir, .key = vm->verdict_key };
+	char *first, *save = NULL;
 
 	if (!vm->accel_auto || strcmp(vm->accel, "kvm") != 0)
 		return false;
 	log = vm_file_tail(vm->vmm_log_path, 16384);
-	/* QEMU's words when KVM cannot emulate an instruction of the guest
-	 * (kvm_pvm on a standard kernel, pitfalls.md). */
-	if (strstr(log, "KVM internal error") || strstr(log, "emulation failure"))
-		why = xstrdup("the guest did not boot under KVM (KVM internal error: emulation failure)");
+	first = strtok_r(log, "\n", &save);
+	if (first && strlen(first) > 160)
+		first[160] = '\0';
+	/* QEMU's words when KVM cannot run the guest: an instruction it cannot
+	 * emulate (kvm_pvm on a standard kernel, pitfalls.md), or vCPU state it
+	 * cannot set (kvm_pvm with -cpu host: "failed to set MSR ..."). */
+	if (strstr(s_or(first), "KVM internal error") || strstr(s_or(first), "emulation failure") ||
+	    strstr(s_or(first), "MSR") || strstr(s_or(first), "kvm"))
+		why = xasprintf("the guest did not boot under KVM (%s)", first);
 	else if (timed_out && !vm->accel_proven)
 		why = xasprintf("the guest did not answer within %u ms under KVM", VM_KVM_TRIAL_MS);
+	else if (!vm->accel_proven)
+		why = xasprintf("the VMM failed under KVM before the guest answered (%s)", first ? first : "no message");
 	else
 		return false;
 	log_warn("KVM skipped: %s; retrying under TCG (remembered: later starts use TCG at once)", why);

@@ -135,7 +135,8 @@ const char *vm_accel(const struct vm *vm);
 unsigned vm_kvm_trial_ms(const struct vm *vm);
 /* For a boot that failed before the agent answered (timed_out: at the
  * trial deadline): true when KVM was chosen automatically and the failure is
- * KVM's (an emulation failure in the VMM's log, or the trial's timeout).
+ * KVM's: QEMU's log names KVM (an emulation failure, an MSR it could not
+ * set), or, when the facts did not prove KVM, any death or the trial's timeout.
  * The verdict is then remembered and the warning logged: the caller boots
  * once more with accel "tcg". False for anything else (no retry). */
 bool vm_kvm_fallback(const struct vm *vm, bool timed_out);
