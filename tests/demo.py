@@ -22,6 +22,12 @@ def say(s):
 
 def main():
     say("host kernel: %s" % platform.release())
+    say("runm check: can runm run containers here, and with what")
+    r = runm("check", check=False)
+    sys.stdout.write(r.stdout)
+    sys.stderr.write(r.stderr)
+    if r.returncode != 0:
+        return r.returncode
     say("runm run: a busybox bundle in its own micro-VM")
     try:
         with Bundle(CMD) as b:

@@ -76,6 +76,7 @@ void cli_report(int *report_fd, const char *msg);
 /* Point fds 0-2 at /dev/null: a monitor must not hold what its caller
  * waits to see closed. */
 void cli_null_stdio(void);
+int cmd_check(const struct cli *cli, int argc, char **argv);
 
 /* state.c */
 bool cli_valid_id(const char *id);

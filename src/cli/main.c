@@ -39,6 +39,7 @@ static const struct {
 	{ "events", cmd_events, "print a container's resource usage (--stats)" },
 	{ "update", cmd_update, "update a container's resource limits" },
 	{ "features", cmd_features, "print what this runtime supports, as JSON" },
+	{ "check", cmd_check, "whether runm can run containers here, and with what (--accel: its name)" },
 };
 
 static int log_fd = -1;

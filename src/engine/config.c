@@ -90,6 +90,19 @@ int config_parse(const char *text, size_t len, const char *origin, struct runm_c
 			}
 			free(*dst);
 			*dst = s;
+		} else if (strcmp(key, "accel") == 0) {
+			char *s = string_value(val);
+			if (s == NULL || (strcmp(s, "auto") != 0 && strcmp(s, "kvm") != 0 && strcmp(s, "tcg") != 0 &&
+					  strcmp(s, "hvf") != 0)) {
+				free(s);
+				runm_error_make(err, 0, "%s:%u: %s: expected \"auto\", \"kvm\", \"tcg\" or \"hvf\"", origin,
+						lineno, key);
+				goto fail;
+			}
+			free(out->accel);
+			out->accel = s;
+			if (strcmp(s, "auto") == 0) /* the same as not saying */
+				out->accel = NULL, free(s);
 		} else if (strcmp(key, "default_memory_mib") == 0) {
 			if (!uint_value(val, 1u << 20, &out->default_mem_mib)) {
 				runm_error_make(err, 0, "%s:%u: %s: expected 1..1048576", origin, lineno, key);
@@ -137,5 +150,6 @@ void config_release(struct runm_config *c)
 {
 	free(c->kernel);
 	free(c->initrd);
+	free(c->accel);
 	memset(c, 0, sizeof(*c));
 }

@@ -7,6 +7,7 @@
  *   initrd = "/usr/local/share/runm/initrd.img"
  *   default_memory_mib = 512
  *   default_vcpus = 2
+ *   accel = "auto"        # or "kvm", "tcg", "hvf": an explicit one never falls back
  *
  * containerd names another file per runtime through runtime options
  * (`ctr run --runtime-config-path`, CRI's `ConfigPath`). Admin input, still
@@ -26,6 +27,7 @@ struct runm_config {
 	char *initrd;
 	unsigned default_mem_mib; /* 0 = VM_DEFAULT_MEM_MIB */
 	unsigned default_vcpus;   /* 0 = 1 */
+	char *accel;              /* NULL = "auto"; else "kvm", "tcg" or "hvf" ($RUNM_ACCEL overrides) */
 };
 
 int config_parse(const char *text, size_t len, const char *origin, struct runm_config *out, runm_error_t *err);

@@ -242,7 +242,9 @@ int netns_open(const char *path, bool own, runm_error_t *err)
 	/* Mirroring redirects the namespace's interface into a VM: never the
 	 * host's own (nerdctl --network container:X of a host-network X). */
 	if ((!own && same_ns(fd, "/proc/self/ns/net")) || same_ns(fd, "/proc/1/ns/net"))
-		return runm_error_make(err, 0, "network namespace `%s` is the host's: refusing to take over its interface",
+		return runm_error_make(err, 0,
+				       "network namespace `%s` is the host's (host networking?): a container in its own VM "
+				       "cannot share the host's network, and runm will not take over the host's interface",
 				       path);
 	return steal_fd(&fd);
 }

@@ -3,6 +3,7 @@
 #include "netns.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/config.h"
 #include "engine/stage.h"
 #include "proto/pb.h"
 #include "runm/agent.pb-c.h"
@@ -32,6 +33,16 @@ struct sandbox {
 	char *guest_kernel;
 	int netns_fd;            /* the mirrored network namespace, -1 = user-mode NAT */
 	char *mirrored;          /* its interface once redirected to the tap */
+	/* What a boot needs, kept until the agent answered: a KVM boot that
+	 * fails as KVM's is retried once under TCG (vm_kvm_fallback). */
+	struct vm_config vc;
+	char *kernel, *initrd;
+	struct vm_share *shares;
+	struct vm_port *ports;
+	char **staged;
+	int tap_fd;
+	unsigned timeout_ms;
+	bool retried;
 	sandbox_ready_fn ready_cb;
 	sandbox_exit_fn exit_cb;
 	void *data;
@@ -84,10 +95,58 @@ int sandbox_find_guest(char **kernel, char **initrd, runm_error_t *err)
 			       share, build);
 }
 
-static void fail(struct sandbox *sb, runm_error_t *err)
+static void boot_release(struct sandbox *sb)
+{
+	free(sb->kernel);
+	free(sb->initrd);
+	free(sb->shares);
+	free(sb->ports);
+	strv_free(sb->staged);
+	sb->kernel = sb->initrd = NULL;
+	sb->shares = NULL;
+	sb->ports = NULL;
+	sb->staged = NULL;
+	close_and_reset(&sb->tap_fd);
+}
+
+static int boot(struct sandbox *sb, runm_error_t *err);
+
+/* A boot under an automatically chosen KVM that failed as KVM's: once more
+ * under TCG, in the same start (vm_kvm_fallback remembered the verdict). */
+static bool retry_under_tcg(struct sandbox *sb, bool timed_out)
+{
+	cleanup_error runm_error_t err = NULL;
+
+	if (sb->retried || sb->vm == NULL || !vm_kvm_fallback(sb->vm, timed_out))
+		return false;
+	sb->retried = true;
+	loop_timer_cancel(sb->deadline);
+	sb->deadline = NULL;
+	loop_unwatch(sb->w_chan);
+	sb->w_chan = NULL;
+	loop_unwatch(sb->w_vmm);
+	sb->w_vmm = NULL;
+	close_and_reset(&sb->chan);
+	sb->hello_len = 0;
+	vm_free(sb->vm);
+	sb->vm = NULL;
+	sb->vc.accel = "tcg";
+	if (boot(sb, &err) < 0) {
+		log_error("VM of %s: retry under TCG: %s", sb->id, runm_error_msg(err));
+		return false;
+	}
+	return true;
+}
+
+static void fail_boot(struct sandbox *sb, runm_error_t *err, bool timed_out)
 {
 	sandbox_ready_fn cb = sb->ready_cb;
-	cleanup_free char *tail = vm_console_tail(sb->vm, 2000);
+	cleanup_free char *tail = NULL;
+
+	if (!sb->ready && retry_under_tcg(sb, timed_out))
+		return;
+	cb = sb->ready_cb;
+	tail = vm_console_tail(sb->vm, 2000);
 
 	sb->ready_cb = NULL;
 	loop_timer_cancel(sb->deadline);
@@ -101,6 +160,11 @@ static void fail(struct sandbox *sb, runm_error_t *err)
 		cb(sb, err, sb->data);
 }
 
+static void fail(struct sandbox *sb, runm_error_t *err)
+{
+	fail_boot(sb, err, false);
+}
+
 static void on_deadline(struct loop *l, void *data)
 {
 	struct sandbox *sb = data;
@@ -108,7 +172,7 @@ static void on_deadline(struct loop *l, void *data)
 	(void)l;
 	sb->deadline = NULL;
 	runm_error_make(&err, ETIMEDOUT, "no answer from the guest agent");
-	fail(sb, &err);
+	fail_boot(sb, &err, true);
 }
 
 static void on_vmm_exit(struct loop *l, int fd, uint32_t events, void *data)
@@ -149,6 +213,7 @@ static void sandbox_destroy(struct sandbox *sb)
 	close_and_reset(&sb->netns_fd);
 	vm_free(sb->vm);
 	stage_release_all(sb->state_dir); /* after the VMM, which held them open */
+	boot_release(sb);
 	free(sb->state_dir);
 	free(sb->guest_kernel);
 	free(sb->id);
@@ -182,6 +247,7 @@ static void on_ping(void *data, int code, const char *msg, const uint8_t *payloa
 	sb->deadline = NULL;
 	sb->ready = true;
 	sb->ready_cb = NULL;
+	boot_release(sb);
 	if (cb)
 		cb(sb, NULL, sb->data);
 }
@@ -222,6 +288,28 @@ static void on_hello(struct loop *l, int fd, uint32_t events, void *data)
 	ttrpc_call(sb->conn, AGENT_SERVICE, "Ping", &ping.base, 10000, 0, on_ping, sb);
 }
 
+/* Start the VMM for sb->vc and watch for the agent's hello. */
+static int boot(struct sandbox *sb, runm_error_t *err)
+{
+	unsigned timeout = sb->timeout_ms, trial;
+
+	if (vm_start(&sb->vc, &sb->vm, err) < 0)
+		return -1;
+	sb->chan = vm_take_channel_fd(sb->vm);
+	set_nonblock(sb->chan, 1);
+	sb->w_chan = loop_watch_fd(sb->loop, sb->chan, EPOLLIN, on_hello, sb, err);
+	sb->w_vmm = sb->w_chan ? loop_watch_fd(sb->loop, vm_pidfd(sb->vm), EPOLLIN, on_vmm_exit, sb, err) : NULL;
+	if (sb->w_vmm == NULL)
+		return -1;
+	/* An unproven KVM gets a short trial: a guest that crawls under it
+	 * (kvm_pvm) should not cost the whole boot timeout before TCG. */
+	trial = vm_kvm_trial_ms(sb->vm);
+	if (trial > 0 && trial < timeout)
+		timeout = trial;
+	sb->deadline = loop_timer_add(sb->loop, timeout, on_deadline, sb);
+	return 0;
+}
+
 int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_ready_fn ready,
 		  sandbox_exit_fn exited, void *data, struct sandbox **out, runm_error_t *err)
 {
@@ -234,8 +322,8 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	struct sandbox *sb;
 	const struct spec *sp = cfg->spec;
 	unsigned timeout = cfg->boot_timeout_ms ? cfg->boot_timeout_ms : SANDBOX_BOOT_TIMEOUT_MS;
-	const char *env_timeout = getenv("RUNM_BOOT_TIMEOUT_MS");
-	int r;
+	const char *env_timeout = getenv("RUNM_BOOT_TIMEOUT_MS"), *accel, *cfg_accel = cfg->accel;
+	struct runm_config rc __attribute__((cleanup(config_release))) = { 0 };
 
 	if (cfg->kernel && cfg->initrd) {
 		kernel = xstrdup(cfg->kernel);
@@ -245,6 +333,18 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	}
 	if (env_timeout && atoi(env_timeout) > 0)
 		timeout = (unsigned)atoi(env_timeout);
+	/* An explicit accelerator this host cannot run fails here, before
+	 * anything (a tap, a staged file) exists to be undone. */
+	accel = getenv("RUNM_ACCEL");
+	if ((accel == NULL || *accel == '\0') && cfg->accel == NULL) {
+		if (config_load(RUNM_CONFIG_DEFAULT, true, &rc, err) < 0)
+			return -1;
+		cfg_accel = rc.accel ? rc.accel : "auto";
+	}
+	if (accel == NULL || *accel == '\0')
+		accel = cfg_accel;
+	if (accel && *accel && strcmp(accel, "auto") != 0 && vm_check_accel(accel, err) < 0)
+		return runm_error_wrap(err, "start VM for %s", cfg->id);
 	/* The tap must exist before the VMM starts (microvm has no hotplug);
 	 * what it mirrors is found at sandbox_mirror_network, once CNI has run. */
 	if (sp->netns_path && cfg->network) {
@@ -293,32 +393,35 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	vc.state_dir = cfg->state_dir;
 	vc.tap_fd = tap_fd;
 	vc.netns_fd = netns_fd;
+	vc.accel = NULL; /* set below, once it outlives rc */
 
 	sb = xzalloc(sizeof(*sb));
 	sb->loop = loop;
 	sb->id = xstrdup(cfg->id);
 	sb->state_dir = xstrdup(cfg->state_dir);
 	sb->chan = -1;
-	/* The VMM has its own fd on the tap; ours closes below (cleanup). */
 	sb->netns_fd = steal_fd(&netns_fd);
+	/* Ours until the agent answered (a retry needs it); the VMM has its own. */
+	sb->tap_fd = steal_fd(&tap_fd);
+	sb->kernel = steal_ptr(&kernel);
+	sb->initrd = steal_ptr(&initrd);
+	sb->shares = shares;
+	sb->ports = steal_ptr(&ports);
+	sb->staged = steal_ptr(&staged);
+	sb->vc = vc;
+	/* RUNM_ACCEL (vm_start reads it again) or the config's, as a static string. */
+	sb->vc.accel = accel == NULL || *accel == '\0' || strcmp(accel, "auto") == 0 ? "auto"
+		       : strcmp(accel, "kvm") == 0				 ? "kvm"
+		       : strcmp(accel, "hvf") == 0				 ? "hvf"
+										 : "tcg";
+	sb->timeout_ms = timeout;
 	sb->ready_cb = ready;
 	sb->exit_cb = exited;
 	sb->data = data;
-	r = vm_start(&vc, &sb->vm, err);
-	free(shares);
-	if (r < 0) {
+	if (boot(sb, err) < 0) {
 		sandbox_free(sb);
 		return runm_error_wrap(err, "start VM for %s", cfg->id);
 	}
-	sb->chan = vm_take_channel_fd(sb->vm);
-	set_nonblock(sb->chan, 1);
-	sb->w_chan = loop_watch_fd(loop, sb->chan, EPOLLIN, on_hello, sb, err);
-	sb->w_vmm = sb->w_chan ? loop_watch_fd(loop, vm_pidfd(sb->vm), EPOLLIN, on_vmm_exit, sb, err) : NULL;
-	if (sb->w_vmm == NULL) {
-		sandbox_free(sb);
-		return -1;
-	}
-	sb->deadline = loop_timer_add(loop, timeout, on_deadline, sb);
 	*out = sb;
 	return 0;
 }

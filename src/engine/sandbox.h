@@ -31,6 +31,9 @@ struct sandbox_config {
 	const char *initrd;
 	bool network;
 	bool own_netns;        /* spec's netns_path is the caller's own namespace, made for the container */
+	/* "auto", "kvm", "hvf" or "tcg" ($RUNM_ACCEL overrides); NULL = the accel
+	 * of RUNM_CONFIG_DEFAULT (what the CLI runs with). */
+	const char *accel;
 	unsigned boot_timeout_ms; /* 0 = SANDBOX_BOOT_TIMEOUT_MS ($RUNM_BOOT_TIMEOUT_MS overrides) */
 };
 

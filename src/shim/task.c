@@ -173,6 +173,13 @@ static void on_sandbox_ready(struct sandbox *sb, runm_error_t *err, void *data)
 		return;
 	}
 	log_info("%s: VM up (guest kernel %s)", c->id, sandbox_guest_kernel(sb));
+	{
+		/* Again: a boot retried under TCG (a KVM that could not run the
+		 * guest) has another VMM than the one recorded at create. */
+		char pidbuf[16];
+		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)sandbox_vmm_pid(sb));
+		container_write_bundle_file(c, PATHS_VMM_PID, pidbuf);
+	}
 	engine_create(sb, c->id, &c->spec, init->fifos.in >= 0, init->fifos.out >= 0,
 		      !init->terminal && init->fifos.err >= 0, on_agent_create, call_new(c->table, c, init, NULL));
 }
@@ -268,6 +275,8 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 	cfg.initrd = rc.initrd;
 	cfg.default_mem_mib = rc.default_mem_mib;
 	cfg.default_vcpus = rc.default_vcpus;
+	/* The runtime options' config file decides, even by saying nothing. */
+	cfg.accel = rc.accel ? rc.accel : "auto";
 	c->create_stream = s;
 	if (sandbox_start(t->loop, &cfg, on_sandbox_ready, container_on_vm_exit, c, &c->sb, &err) < 0) {
 		c->create_stream = NULL;

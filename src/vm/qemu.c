@@ -626,6 +626,7 @@ static void qemu_release(struct vm *vm)
 const struct vm_backend vm_qemu_backend = {
 	.name = "qemu",
 	.start = qemu_start,
+	.binary = find_binary,
 	.pause = qemu_pause,
 	.resume = qemu_resume,
 	.quit = qemu_quit,

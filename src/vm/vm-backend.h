@@ -30,6 +30,10 @@ struct vm {
 	bool reaped;
 	int wstatus; /* valid once reaped */
 	void *priv;  /* the backend's own state */
+	const char *accel;  /* "kvm", "hvf" or "tcg" (static) */
+	bool accel_auto;    /* chosen automatically: a KVM failure may fall back */
+	bool accel_proven;  /* the facts proved it can boot the guest */
+	char *verdict_dir, *verdict_key; /* where a KVM failure is remembered (auto kvm only) */
 };
 
 struct vm_backend {
@@ -37,6 +41,9 @@ struct vm_backend {
 	/* Build the command line for cfg and accel ("kvm", "hvf", "tcg"), create
 	 * the channel, spawn the VMM with vm_spawn() and set vm->chan_fd. */
 	int (*start)(struct vm *vm, const struct vm_config *cfg, const char *accel, runm_error_t *err);
+	/* The VMM binary cfg would run (absolute path, malloc'd): part of the
+	 * accelerator verdict's key. */
+	int (*binary)(const struct vm_config *cfg, char **out, runm_error_t *err);
 	/* Pause / resume all vCPUs; synchronous, bounded by a short deadline. */
 	int (*pause)(struct vm *vm, runm_error_t *err);
 	int (*resume)(struct vm *vm, runm_error_t *err);

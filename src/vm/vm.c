@@ -3,6 +3,7 @@
  * kill), cleanup and the console tail. The VMM-specific half is a
  * `struct vm_backend` (qemu.c). */
 #include "vm-backend.h"
+#include "accel.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -41,33 +42,183 @@ static const struct vm_backend *find_backend(const char *name)
 	return NULL;
 }
 
-const char *vm_default_accel(void)
+/* What the automatic choice gives for cfg (kernel and VMM binary are part of
+ * the verdict key). c->key and c->why are malloc'd. */
+struct auto_choice {
+	const char *accel;
+	bool proven;     /* the facts prove KVM can boot it (or it is not KVM) */
+	bool skipped;    /* KVM exists but is not used */
+	bool remembered; /* a verdict under the state root says so already */
+	char *dir, *key, *why;
+};
+
+static void auto_choice_release(struct auto_choice *c)
 {
-#ifdef __APPLE__
-	return "hvf";
-#else
-	/* Openable read-write is what QEMU needs; existence alone is not enough
-	 * (a /dev/kvm the user may not open makes QEMU fail at start). */
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		close(fd);
-		return "kvm";
-	}
-	return "tcg";
-#endif
+	free(c->dir);
+	free(c->key);
+	free(c->why);
 }
 
-static int choose_accel(const struct vm_config *cfg, const char **out, runm_error_t *err)
+static void auto_choose(const struct vm_config *cfg, const struct vm_backend *ops, struct auto_choice *c)
 {
-	const char *a = cfg->accel;
+	struct accel_facts f;
+	struct accel_decision d;
+	cleanup_free char *binary = NULL;
+	char *remembered = NULL;
+
+	memset(c, 0, sizeof(*c));
+	/* RUNM_FACTS_ROOT: a fake host tree, for tests of the fallback. */
+	accel_read_facts(getenv("RUNM_FACTS_ROOT"), &f);
+	accel_decide(&f, &d);
+	c->accel = d.accel;
+	c->proven = d.conclusive;
+	c->skipped = d.kvm_skipped;
+	c->why = xstrdup(d.reason);
+	if (f.macos)
+		return;
+	if (ops->binary == NULL || ops->binary(cfg, &binary, NULL) < 0)
+		binary = NULL;
+	c->dir = accel_state_dir();
+	c->key = accel_verdict_key(cfg->kernel, binary, &f);
+	if (accel_verdict_read(c->dir, c->key, &remembered) == 1) {
+		c->remembered = true;
+		if (strcmp(d.accel, "kvm") == 0) {
+			/* An earlier boot under KVM failed with this kernel, VMM and host. */
+			c->accel = "tcg";
+			c->proven = true;
+			c->skipped = true;
+			free(c->why);
+			c->why = steal_ptr(&remembered);
+		}
+		free(remembered);
+	}
+}
+
+static void remember(const struct auto_choice *c, const char *why)
+{
+	cleanup_error runm_error_t err = NULL;
+	if (c->dir && c->key && accel_verdict_write(c->dir, c->key, why, &err) < 0)
+		log_debug("%s", runm_error_msg(err));
+}
+
+const char *vm_auto_accel(const char *kernel, char **why)
+{
+	struct vm_config cfg = { .kernel = kernel };
+	struct auto_choice c;
+	const char *a;
+
+	auto_choose(&cfg, backends[0], &c);
+	a = c.accel;
+	if (why)
+		*why = xasprintf("%s%s%s", c.skipped ? "KVM skipped: " : "", c.why,
+				 c.remembered && c.skipped ? " (remembered under runm's state root)" : "");
+	auto_choice_release(&c);
+	return a;
+}
+
+const char *vm_default_accel(void)
+{
+	const char *e = getenv("RUNM_ACCEL");
+	if (e && *e && strcmp(e, "auto") != 0)
+		return e;
+	return vm_auto_accel(NULL, NULL);
+}
+
+int vm_check_accel(const char *accel, runm_error_t *err)
+{
+	struct accel_facts f;
+	accel_read_facts(getenv("RUNM_FACTS_ROOT"), &f);
+	return accel_check(accel, &f, err);
+}
+
+/* RUNM_ACCEL, else cfg->accel (runm's config), else the automatic choice.
+ * An explicit one is checked against the host and never falls back. */
+static int choose_accel(const struct vm_config *cfg, struct vm *vm, runm_error_t *err)
+{
+	static const char *const names[] = { "kvm", "hvf", "tcg" };
+	const char *a = getenv("RUNM_ACCEL");
+	struct auto_choice c;
+
 	if (a == NULL || *a == '\0')
-		a = getenv("RUNM_ACCEL");
-	if (a == NULL || *a == '\0')
-		a = vm_default_accel();
-	if (strcmp(a, "kvm") != 0 && strcmp(a, "hvf") != 0 && strcmp(a, "tcg") != 0)
-		return runm_error_make(err, EINVAL, "unknown accelerator `%s` (kvm, hvf or tcg)", a);
-	*out = a;
+		a = cfg->accel;
+	if (a && *a && strcmp(a, "auto") != 0) {
+		if (vm_check_accel(a, err) < 0)
+			return -1;
+		for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+			if (strcmp(a, names[i]) == 0)
+				vm->accel = names[i];
+		return 0;
+	}
+	auto_choose(cfg, vm->ops, &c);
+	vm->accel = c.accel;
+	vm->accel_auto = true;
+	vm->accel_proven = c.proven;
+	if (c.skipped && !c.remembered) {
+		/* Once per kernel, VMM and host: the verdict file keeps later
+		 * starts quiet (and `runm check` explains it any time). */
+		log_warn("KVM skipped: %s; using TCG", c.why);
+		remember(&c, c.why);
+	} else if (c.skipped) {
+		log_info("KVM skipped: %s; using TCG", c.why);
+	}
+	if (strcmp(c.accel, "kvm") == 0) {
+		vm->verdict_dir = steal_ptr(&c.dir);
+		vm->verdict_key = steal_ptr(&c.key);
+	}
+	auto_choice_release(&c);
 	return 0;
+}
+
+unsigned vm_kvm_trial_ms(const struct vm *vm)
+{
+	if (!vm->accel_auto || vm->accel_proven || strcmp(vm->accel, "kvm") != 0)
+		return 0;
+	return VM_KVM_TRIAL_MS;
+}
+
+static const char *s_or(const char *s)
+{
+	return s ? s : "";
+}
+
+bool vm_kvm_fallback(const struct vm *vm, bool timed_out)
+{
+	cleanup_free char *log = NULL, *why = NULL;
+	struct auto_choice c = { .dir = vm->verdict_dir, .key = vm->verdict_key };
+	char *first, *save = NULL;
+
+	if (!vm->accel_auto || strcmp(vm->accel, "kvm") != 0)
+		return false;
+	log = vm_file_tail(vm->vmm_log_path, 16384);
+	first = strtok_r(log, "\n", &save);
+	if (first && strlen(first) > 160)
+		first[160] = '\0';
+	/* QEMU's words when KVM cannot run the guest: an instruction it cannot
+	 * emulate (kvm_pvm on a standard kernel, pitfalls.md), or vCPU state it
+	 * cannot set (kvm_pvm with -cpu host: "failed to set MSR ..."). */
+	if (strstr(s_or(first), "KVM internal error") || strstr(s_or(first), "emulation failure") ||
+	    strstr(s_or(first), "MSR") || strstr(s_or(first), "kvm"))
+		why = xasprintf("the guest did not boot under KVM (%s)", first);
+	else if (timed_out && !vm->accel_proven)
+		why = xasprintf("the guest did not answer within %u ms under KVM", VM_KVM_TRIAL_MS);
+	else if (!vm->accel_proven)
+		why = xasprintf("the VMM failed under KVM before the guest answered (%s)", first ? first : "no message");
+	else
+		return false;
+	log_warn("KVM skipped: %s; retrying under TCG (remembered: later starts use TCG at once)", why);
+	remember(&c, why);
+	return true;
+}
+
+int vm_find_vmm(char **path, runm_error_t *err)
+{
+	struct vm_config cfg = { 0 };
+	return backends[0]->binary(&cfg, path, err);
+}
+
+const char *vm_accel(const struct vm *vm)
+{
+	return vm->accel;
 }
 
 int vm_ms_left(uint64_t deadline_ns)
@@ -84,7 +235,6 @@ int vm_ms_left(uint64_t deadline_ns)
 int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err)
 {
 	const char *bname = cfg->backend;
-	const char *accel = NULL;
 	const struct vm_backend *ops;
 	struct vm *vm;
 	struct stat st;
@@ -102,11 +252,13 @@ int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err)
 		return runm_error_make(err, errno, "VM state directory `%s`", cfg->state_dir);
 	if (!S_ISDIR(st.st_mode))
 		return runm_error_make(err, ENOTDIR, "VM state directory `%s`", cfg->state_dir);
-	if (choose_accel(cfg, &accel, err) < 0)
-		return -1;
 
 	vm = xzalloc(sizeof(*vm));
 	vm->ops = ops;
+	if (choose_accel(cfg, vm, err) < 0) {
+		free(vm);
+		return -1;
+	}
 	vm->state_dir = xstrdup(cfg->state_dir);
 	vm->console_path = xasprintf("%s/" VM_CONSOLE_LOG, cfg->state_dir);
 	vm->vmm_log_path = xasprintf("%s/" VM_VMM_LOG, cfg->state_dir);
@@ -114,9 +266,10 @@ int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err)
 	vm->pidfd = -1;
 	vm->chan_fd = -1;
 	vm->netns_fd = cfg->netns_fd;
-	if (ops->start(vm, cfg, accel, err) < 0) {
+	if (ops->start(vm, cfg, vm->accel, err) < 0) {
+		const char *a = vm->accel;
 		vm_free(vm);
-		return runm_error_wrap(err, "start %s (accel %s)", ops->name, accel);
+		return runm_error_wrap(err, "start %s (accel %s)", ops->name, a);
 	}
 	*out = vm;
 	return 0;
@@ -484,6 +637,8 @@ void vm_free(struct vm *vm)
 	free(vm->console_path);
 	free(vm->vmm_log_path);
 	free(vm->state_dir);
+	free(vm->verdict_dir);
+	free(vm->verdict_key);
 	free(vm);
 }
 

@@ -1,7 +1,8 @@
 /* vm.h - one running micro-VM: build the VMM command line from a small
  * config, start it, pause/resume it, stop it, clean up. Backends are tables
- * of function pointers (qemu now: accel kvm / hvf / tcg chosen automatically;
- * vfkit later). Knows nothing of ttrpc, the agent or containerd: the host
+ * of function pointers (qemu now; vfkit later). The accelerator (kvm / hvf /
+ * tcg) is chosen from what the host can really run (accel.h), never from
+ * open("/dev/kvm") alone. Knows nothing of ttrpc, the agent or containerd: the host
  * end of the guest channel is handed out as a connected fd. */
 #ifndef RUNM_VM_H
 #define RUNM_VM_H
@@ -49,7 +50,8 @@ struct vm_config {
 	int netns_fd;
 	const char *state_dir;     /* existing private dir for the VM's sockets and console log */
 	const char *backend;       /* NULL = "qemu" (or $RUNM_VMM) */
-	const char *accel;         /* NULL = auto: kvm if /dev/kvm usable, hvf on macOS, else tcg ($RUNM_ACCEL overrides) */
+	const char *accel;         /* NULL or "auto" = the automatic choice; "kvm", "hvf", "tcg" = that one or an
+				    * error, never a fallback ($RUNM_ACCEL overrides it) */
 	const char *qemu_binary;   /* NULL = qemu-system-<arch> from PATH ($RUNM_QEMU overrides) */
 };
 
@@ -103,7 +105,40 @@ void vm_free(struct vm *vm);
  * since, even by another container's VMM. */
 bool vm_is_ours(pid_t pid, const char *state_dir);
 
-/* The accelerator vm_start would choose ("kvm", "hvf" or "tcg"). */
+/* ---- the accelerator ----
+ * Automatic: KVM only where the facts say it can run a standard guest (not
+ * kvm_pvm, vmx/svm present, /dev/kvm opens read-write), hvf on macOS, TCG
+ * otherwise. Where the facts do not prove it (nested KVM, unknown module),
+ * a boot that fails as KVM's is retried once under TCG (vm_kvm_fallback) and
+ * the verdict is remembered under runm's state root, keyed by guest kernel,
+ * VMM binary and host: later starts choose TCG at once. One warning line,
+ * once per verdict, says that KVM was skipped and why.
+ * $RUNM_FACTS_ROOT points the host facts at a fake tree (tests only). */
+
+/* The accelerator vm_start would choose: $RUNM_ACCEL when set (not "auto"),
+ * else the automatic choice for any kernel. */
 const char *vm_default_accel(void);
+/* The automatic choice for this guest kernel (NULL: any), and why in *why
+ * (malloc'd, one line) unless why is NULL. Logs nothing, writes nothing. */
+const char *vm_auto_accel(const char *kernel, char **why);
+/* Whether an explicit accelerator ("kvm", "hvf", "tcg") can run here:
+ * -1 with the cause otherwise (what vm_start fails with, before any VMM). */
+int vm_check_accel(const char *accel, runm_error_t *err);
+/* The VMM binary vm_start would run (RUNM_QEMU, else from PATH), malloc'd. */
+int vm_find_vmm(char **path, runm_error_t *err);
+/* The accelerator this VM runs under. */
+const char *vm_accel(const struct vm *vm);
+
+/* How long a boot under an automatic but unproven KVM may go without the
+ * agent's hello before it counts as KVM's failure; 0 = no such trial. */
+#define VM_KVM_TRIAL_MS 10000
+unsigned vm_kvm_trial_ms(const struct vm *vm);
+/* For a boot that failed before the agent answered (timed_out: at the
+ * trial deadline): true when KVM was chosen automatically and the failure is
+ * KVM's: QEMU's log names KVM (an emulation failure, an MSR it could not
+ * set), or, when the facts did not prove KVM, any death or the trial's timeout.
+ * The verdict is then remembered and the warning logged: the caller boots
+ * once more with accel "tcg". False for anything else (no retry). */
+bool vm_kvm_fallback(const struct vm *vm, bool timed_out);
 
 #endif

@@ -612,3 +612,14 @@ def main(argv=None):
     sys.stderr.flush()
     print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(0 if failed == 0 and passed > 0 else 1)
+
+
+def accel_used():
+    """The accelerator runm chooses on this host (`runm check --accel`): what
+    benchmarks print, instead of guessing from /dev/kvm."""
+    try:
+        r = subprocess.run([os.path.join(BIN, "runm"), "check", "--accel"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True, timeout=30)
+        return r.stdout.strip() or "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"

@@ -48,3 +48,21 @@ TEST(config_missing_file)
 	CHECK(config_load("/nonexistent/runm.toml", false, &c, &err) < 0);
 	CHECK(strstr(runm_error_msg(err), "/nonexistent/runm.toml") != NULL);
 }
+
+TEST(config_accel)
+{
+	struct runm_config c;
+	cleanup_error runm_error_t err = NULL;
+	CHECK(parse("accel = \"tcg\"\n", &c, &err) == 0);
+	CHECK_STR(c.accel, "tcg");
+	config_release(&c);
+	CHECK(parse("accel = \"auto\"\n", &c, &err) == 0);
+	CHECK(c.accel == NULL); /* auto is the same as not saying */
+	CHECK(parse("accel = \"kvm\"\naccel = \"hvf\"\n", &c, &err) == 0);
+	CHECK_STR(c.accel, "hvf");
+	config_release(&c);
+	CHECK(parse("accel = kvm\n", &c, &err) < 0);
+	CHECK_STR(runm_error_msg(err), "t.toml:1: accel: expected \"auto\", \"kvm\", \"tcg\" or \"hvf\"");
+	CHECK(parse("accel = \"xen\"\n", &c, &err) < 0);
+	CHECK(c.accel == NULL);
+}
