@@ -28,6 +28,19 @@ static int stat_in_root(int root, const char *path, struct stat *st)
 	return rc;
 }
 
+/* Go's words for errno, which callers match on (Docker: "no such file or
+ * directory" -> 127), not glibc's capitalised ones. */
+static const char *go_strerror(int e)
+{
+	switch (e) {
+	case ENOENT: return "no such file or directory";
+	case ENOTDIR: return "not a directory";
+	case EACCES: return "permission denied";
+	case ELOOP: return "too many levels of symbolic links";
+	default: return strerror(e);
+	}
+}
+
 static bool executable(const struct stat *st)
 {
 	return S_ISREG(st->st_mode) && (st->st_mode & (S_IXUSR | S_IXGRP | S_IXOTH));
@@ -64,7 +77,7 @@ static int check(int root, json_object *proc, runm_error_t *err)
 	if (strchr(cmd, '/')) {
 		cleanup_free char *p = cmd[0] == '/' ? xstrdup(cmd) : xasprintf("%s/%s", cwd, cmd);
 		if (stat_in_root(root, p, &st) < 0)
-			return runm_error_make(err, 0, "exec: \"%s\": stat %s: %s", cmd, cmd, strerror(errno));
+			return runm_error_make(err, 0, "exec: \"%s\": stat %s: %s", cmd, cmd, go_strerror(errno));
 		if (!executable(&st))
 			return runm_error_make(err, 0, "exec: \"%s\": permission denied", cmd);
 		return 0;

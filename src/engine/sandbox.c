@@ -356,7 +356,11 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 			return runm_error_wrap(err, "network namespace `%s`", sp->netns_path);
 	}
 	shares = xzalloc((sp->n_shares + 1) * sizeof(*shares));
-	shares[0] = (struct vm_share){ .host_path = sp->rootfs, .tag = SANDBOX_ROOTFS_TAG, .readonly = sp->rootfs_readonly };
+	/* A read-only rootfs is shared read-write all the same: crun makes the
+	 * mount points of the container's mounts in it (runc does so on the
+	 * host), then remounts it read-only for the container (root.readonly
+	 * stays in the guest's config). */
+	shares[0] = (struct vm_share){ .host_path = sp->rootfs, .tag = SANDBOX_ROOTFS_TAG, .readonly = false };
 	for (size_t i = 0; i < sp->n_shares; i++) {
 		const struct spec_share *sh = &sp->shares[i];
 		const char *host = sh->host_path;
