@@ -60,6 +60,10 @@ HOST_LIB_SRC := $(COMMON_SRC) $(TTRPC_SRC) $(PROTO_SRC) $(VM_SRC) $(EVENTS_SRC) 
 HOST_GEN := $(GEN_C_EXT) $(GEN_C_OWN)
 obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
 
+# `runm --version` names the commit it was built from (runc's format).
+RUNM_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+$(BUILD)/obj/src/cli/main.o: CPPFLAGS += -DRUNM_COMMIT='"$(RUNM_COMMIT)"'
+
 # Host flavour
 $(BUILD)/obj/%.o: %.c $(GEN)/.stamp
 	@mkdir -p $(dir $@)
