@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -148,37 +149,90 @@ static int wait_hook(pid_t pid, int out, int timeout_s, char *buf, size_t *got, 
 	}
 }
 
-static int run_one(json_object *hook, size_t idx, const char *phase, const char *state, runm_error_t *err)
+void hooks_release(struct hook_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->hooks[i].path);
+		strv_free(l->hooks[i].args);
+		strv_free(l->hooks[i].env);
+	}
+	free(l->hooks);
+	memset(l, 0, sizeof(*l));
+}
+
+static int parse_one(json_object *hook, size_t idx, const char *phase, struct hook *h, runm_error_t *err)
 {
 	json_object *jpath = NULL, *jto = NULL;
-	cleanup_strv char **args = NULL, **env = NULL;
-	cleanup_close int in_r = -1, in_w = -1, out_r = -1, out_w = -1;
-	char *argv0[2] = { NULL, NULL };
-	char buf[HOOK_OUTPUT_MAX + 1];
-	size_t got = 0;
-	int timeout = HOOK_DEFAULT_TIMEOUT_S, status = 0, fds[2];
-	const char *path;
-	pid_t pid;
 
 	if (!json_object_is_type(hook, json_type_object) || !json_object_object_get_ex(hook, "path", &jpath) ||
-	    !json_object_is_type(jpath, json_type_string))
-		return runm_error_make(err, 0, "%s hook %zu: no path", phase, idx);
-	path = json_object_get_string(jpath);
-	if (json_object_object_get_ex(hook, "timeout", &jto) && json_object_is_type(jto, json_type_int) &&
-	    json_object_get_int(jto) > 0)
-		timeout = json_object_get_int(jto);
-	if (str_array(hook, "args", idx, &args, err) < 0 || str_array(hook, "env", idx, &env, err) < 0)
-		return -1;
-	if (args == NULL || args[0] == NULL) {
-		/* No args: argv[0] is the path, as runc does. */
-		strv_free(args);
-		args = NULL;
-		argv0[0] = (char *)path;
+	    !json_object_is_type(jpath, json_type_string) || json_object_get_string(jpath)[0] != '/')
+		return runm_error_make(err, 0, "config.json: hooks.%s[%zu]: path must be absolute", phase, idx);
+	h->timeout_s = HOOK_DEFAULT_TIMEOUT_S;
+	if (json_object_object_get_ex(hook, "timeout", &jto)) {
+		if (!json_object_is_type(jto, json_type_int) || json_object_get_int64(jto) <= 0 ||
+		    json_object_get_int64(jto) > 24 * 3600)
+			return runm_error_make(err, 0, "config.json: hooks.%s[%zu].timeout must be 1..86400 seconds", phase,
+					       idx);
+		h->timeout_s = (int)json_object_get_int64(jto);
 	}
-	if (env == NULL)
-		env = xzalloc(sizeof(char *));
-	if (access(path, X_OK) < 0)
-		return runm_error_make(err, errno, "%s hook `%s`", phase, path);
+	if (str_array(hook, "args", idx, &h->args, err) < 0 || str_array(hook, "env", idx, &h->env, err) < 0)
+		return -1;
+	h->path = xstrdup(json_object_get_string(jpath));
+	/* No args: argv[0] is the path, as runc does. */
+	if (h->args == NULL || h->args[0] == NULL) {
+		strv_free(h->args);
+		h->args = NULL;
+		strv_push(&h->args, h->path);
+	}
+	if (h->env == NULL)
+		h->env = xzalloc(sizeof(char *));
+	return 0;
+}
+
+int hooks_parse(const char *config_json, enum hook_phase phase, struct hook_list *out, runm_error_t *err)
+{
+	const char *name = phase_names[phase];
+	json_object *cfg = json_tokener_parse(config_json), *hooks = NULL, *list = NULL;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (cfg == NULL || !json_object_is_type(cfg, json_type_object)) {
+		json_object_put(cfg);
+		return runm_error_make(err, 0, "config.json: not a JSON object");
+	}
+	if (json_object_object_get_ex(cfg, "hooks", &hooks) && json_object_object_get_ex(hooks, name, &list)) {
+		if (!json_object_is_type(list, json_type_array)) {
+			json_object_put(cfg);
+			return runm_error_make(err, 0, "config.json: hooks.%s is not an array", name);
+		}
+		out->hooks = xzalloc((json_object_array_length(list) + 1) * sizeof(*out->hooks));
+		for (size_t i = 0; rc == 0 && i < json_object_array_length(list); i++) {
+			rc = parse_one(json_object_array_get_idx(list, i), i, name, &out->hooks[i], err);
+			out->n = i + 1;
+		}
+	}
+	/* Only said once, at create's first phase. */
+	if (rc == 0 && phase == HOOK_PRESTART && json_object_is_type(hooks, json_type_object))
+		for (const char *const *n = (const char *const[]){ "createContainer", "startContainer", NULL }; *n; n++)
+			if (json_object_object_get_ex(hooks, *n, &list) && json_object_is_type(list, json_type_array) &&
+			    json_object_array_length(list) > 0)
+				log_warn("%s hooks run in the container's namespaces, which are in its VM: skipped", *n);
+	json_object_put(cfg);
+	if (rc < 0)
+		hooks_release(out);
+	return rc;
+}
+
+static int run_one(const struct hook *h, const char *phase, const char *state, runm_error_t *err)
+{
+	cleanup_close int in_r = -1, in_w = -1, out_r = -1, out_w = -1;
+	char buf[HOOK_OUTPUT_MAX + 1];
+	size_t got = 0;
+	int status = 0, fds[2];
+	pid_t pid;
+
+	if (access(h->path, X_OK) < 0)
+		return runm_error_make(err, errno, "%s hook `%s`", phase, h->path);
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return runm_error_make(err, errno, "pipe");
 	in_r = fds[0], in_w = fds[1];
@@ -189,50 +243,39 @@ static int run_one(json_object *hook, size_t idx, const char *phase, const char 
 	if (pid < 0)
 		return runm_error_make(err, errno, "fork");
 	if (pid == 0)
-		child(path, args ? args : argv0, env, in_r, out_w);
+		child(h->path, h->args, h->env, in_r, out_w);
 	close_and_reset(&in_r);
 	close_and_reset(&out_w);
 	/* The state is small (well under a pipe's buffer); a hook that exits
-	 * without reading it is not an error. */
-	signal(SIGPIPE, SIG_IGN);
+	 * without reading it is not an error (SIGPIPE is ignored by runm). */
 	(void)!write_all(in_w, state, strlen(state));
 	close_and_reset(&in_w);
-	if (wait_hook(pid, out_r, timeout, buf, &got, &status) < 0)
-		return runm_error_make(err, 0, "%s hook `%s` did not finish within %d s", phase, path, timeout);
+	if (wait_hook(pid, out_r, h->timeout_s, buf, &got, &status) < 0)
+		return runm_error_make(err, 0, "%s hook `%s` did not finish within %d s", phase, h->path, h->timeout_s);
 	buf[got] = '\0';
 	while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == ' '))
 		buf[--got] = '\0';
 	if (WIFSIGNALED(status))
-		return runm_error_make(err, 0, "%s hook `%s` killed by signal %d%s%s", phase, path, WTERMSIG(status),
+		return runm_error_make(err, 0, "%s hook `%s` killed by signal %d%s%s", phase, h->path, WTERMSIG(status),
 				       got ? ": " : "", buf);
-	if (WEXITSTATUS(status) == 127 && access(path, X_OK) < 0)
-		return runm_error_make(err, errno, "%s hook `%s`", phase, path);
 	if (WEXITSTATUS(status) != 0)
-		return runm_error_make(err, 0, "%s hook `%s` exited with status %d%s%s", phase, path,
+		return runm_error_make(err, 0, "%s hook `%s` exited with status %d%s%s", phase, h->path,
 				       WEXITSTATUS(status), got ? ": " : "", buf);
 	return 0;
 }
 
 int hooks_run(const char *bundle, enum hook_phase phase, const char *state_json, runm_error_t *err)
 {
-	json_object *cfg = load_config(bundle, err), *hooks, *list;
-	const char *name = phase_names[phase];
+	cleanup_free char *path = xasprintf("%s/config.json", bundle);
+	cleanup_free char *buf = NULL;
+	struct hook_list l;
+	size_t len;
 	int rc = 0;
 
-	if (cfg == NULL)
+	if (read_file_at(AT_FDCWD, path, 16 << 20, &buf, &len, err) < 0 || hooks_parse(buf, phase, &l, err) < 0)
 		return -1;
-	if (json_object_object_get_ex(cfg, "hooks", &hooks) && json_object_is_type(hooks, json_type_object)) {
-		json_object *skip;
-		/* Only warn once, at the first phase of create. */
-		if (phase == HOOK_PRESTART)
-			for (const char *const *n = (const char *const[]){ "createContainer", "startContainer", NULL }; *n; n++)
-				if (json_object_object_get_ex(hooks, *n, &skip) && json_object_is_type(skip, json_type_array) &&
-				    json_object_array_length(skip) > 0)
-					log_warn("%s hooks run in the container's namespaces, which are in its VM: skipped", *n);
-		if (json_object_object_get_ex(hooks, name, &list) && json_object_is_type(list, json_type_array))
-			for (size_t i = 0; rc == 0 && i < json_object_array_length(list); i++)
-				rc = run_one(json_object_array_get_idx(list, i), i, name, state_json, err);
-	}
-	json_object_put(cfg);
+	for (size_t i = 0; rc == 0 && i < l.n; i++)
+		rc = run_one(&l.hooks[i], phase_names[phase], state_json, err);
+	hooks_release(&l);
 	return rc;
 }

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 
+#include <stddef.h>
 #include <sys/types.h>
 
 enum hook_phase { HOOK_PRESTART, HOOK_CREATE_RUNTIME, HOOK_POSTSTART, HOOK_POSTSTOP };
@@ -20,6 +21,23 @@ enum hook_phase { HOOK_PRESTART, HOOK_CREATE_RUNTIME, HOOK_POSTSTART, HOOK_POSTS
 /* runc's state JSON for hooks: {ociVersion,id,status,pid,bundle,annotations}
  * (annotations copied from config.json). malloc'd. */
 char *hooks_state_json(const char *bundle, const char *id, const char *status, pid_t pid);
+
+struct hook {
+	char *path;
+	char **args; /* argv exactly as given (the path alone when none) */
+	char **env;  /* the whole environment (empty when none) */
+	int timeout_s;
+};
+
+struct hook_list {
+	struct hook *hooks;
+	size_t n;
+};
+
+/* The hooks of `phase` in an OCI config's JSON text (untrusted input: every
+ * field type-checked, errors name it). None is an empty list. */
+int hooks_parse(const char *config_json, enum hook_phase phase, struct hook_list *out, runm_error_t *err);
+void hooks_release(struct hook_list *l);
 
 /* Run the hooks of `phase` from <bundle>/config.json in order, each with
  * state_json on stdin; the first that fails (non-zero exit, signal, over its
