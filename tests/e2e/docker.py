@@ -449,6 +449,25 @@ class Dockerd:
         extra = imgs - self.base_images
         if extra:
             self.docker("rmi", "-f", *extra, timeout=60, check=False)
+        # So that one test's leak does not fail the next ones too: whatever the
+        # runtime left in its root goes (runtime's own delete --force first),
+        # then stray shims/monitors/VMs are killed.
+        rt_bin = RUNM_BIN if self.runtime == "runm" else "runc"
+        root = self.runtime_root()
+        if os.path.isdir(root):
+            for e in os.listdir(root):
+                run([rt_bin, "--root", root, "delete", "--force", e], timeout=60, check=False)
+                shutil.rmtree(os.path.join(root, e), ignore_errors=True)
+                done.append("runtime state %s" % e)
+        try:
+            wait_for(lambda: not self.stray_procs(), 10, "no stray process")
+        except TimeoutError:
+            for pid, cmd in self.stray_procs():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    done.append("killed %d %s" % (pid, cmd[:80]))
+                except ProcessLookupError:
+                    pass
         return done
 
 
