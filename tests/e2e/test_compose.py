@@ -47,10 +47,18 @@ def stack(dk, name, per_service_runtime):
         b_ip = dk.inspect("%s_b_1" % project, '{{(index .NetworkSettings.Networks "%s_default").IPAddress}}'
                           % project)
 
+        last = []
+
         def fetched():
             r = dk.compose(project, d, "exec", "-T", "a", "sh", "-c", FETCH, check=False, timeout=120)
+            last[:] = [r]
             return r.returncode == 0 and "hello-from-b" in r.stdout and r.stdout
-        out = wait_for(fetched, 90, "a to fetch from b by name", interval=0.5)
+        try:
+            out = wait_for(fetched, 90, "a to fetch from b by name", interval=0.5)
+        except TimeoutError as e:
+            r = last[0] if last else None
+            raise AssertionError("%s; last try (status 7: nslookup b 127.0.0.11 failed; 1: wget): %s" % (
+                e, r and "status %d, stdout %r, stderr %r" % (r.returncode, r.stdout, r.stderr))) from None
         assert "ip=%s\n" % b_ip in out, "b resolved to the wrong address (b is %s): %r" % (b_ip, out)
 
         r = dk.compose(project, d, "exec", "-T", "a", "sh", "-c", "uname -r; exit 5", check=False, timeout=120)
