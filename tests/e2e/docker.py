@@ -404,7 +404,9 @@ class Dockerd:
     def runm_default_dirs(self):
         """/run/runm/<id> dirs of this daemon's containers (runm's default
         root, should runm ignore dockerd's --root)."""
-        return [os.path.join("/run/runm", c) for c in sorted(self.cids)
+        import re
+        ids = set(self.cids) | set(re.findall(r"\b[0-9a-f]{64}\b", self.log()))  # --rm ones too
+        return [os.path.join("/run/runm", c) for c in sorted(ids)
                 if os.path.exists(os.path.join("/run/runm", c))]
 
     def veths(self):
