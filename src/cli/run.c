@@ -267,7 +267,8 @@ static void on_create(void *data, int code, const char *msg, const uint8_t *payl
 	struct monitor *m = data;
 	runm_error_t err = NULL;
 	int fds[3] = { -1, -1, -1 };
-		(void)payload;
+
+	(void)payload;
 	(void)len;
 
 	if (code != 0) {

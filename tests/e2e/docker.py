@@ -121,13 +121,6 @@ def _procs():
             yield pid, int(st[1]), cmd
 
 
-def _cwd(pid):
-    try:
-        return os.readlink("/proc/%d/cwd" % pid)
-    except OSError:
-        return ""
-
-
 def _netns_ino(pid):
     try:
         return os.stat("/proc/%d/ns/net" % pid).st_ino
@@ -135,15 +128,8 @@ def _netns_ino(pid):
         return None
 
 
-def _mounts_under(path):
-    path = path.rstrip("/") + "/"
-    res = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].encode().decode("unicode_escape")
-            if (mp + "/").startswith(path):
-                res.append(mp)
-    return res
+_mounts_under = lib._mounts_under
+_cwd = lib._proc_cwd
 
 
 # ---------------------------------------------------------------- the daemon
