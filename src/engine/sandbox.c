@@ -1,5 +1,6 @@
 /* sandbox.c - see sandbox.h. */
 #include "sandbox.h"
+#include "dnsrelay.h"
 #include "netns.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -32,6 +33,8 @@ struct sandbox {
 	char *guest_kernel;
 	int netns_fd;            /* the mirrored network namespace, -1 = user-mode NAT */
 	char *mirrored;          /* its interface once redirected to the tap */
+	const char *dns_addr;    /* resolver to relay once mirrored (dnsrelay_wanted), NULL = none */
+	struct dnsrelay *dns;
 	sandbox_ready_fn ready_cb;
 	sandbox_exit_fn exit_cb;
 	void *data;
@@ -301,6 +304,8 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	sb->chan = -1;
 	/* The VMM has its own fd on the tap; ours closes below (cleanup). */
 	sb->netns_fd = steal_fd(&netns_fd);
+	if (sb->netns_fd >= 0)
+		sb->dns_addr = dnsrelay_wanted(sp);
 	sb->ready_cb = ready;
 	sb->exit_cb = exited;
 	sb->data = data;
@@ -342,6 +347,15 @@ int sandbox_mirror_network(struct sandbox *sb, ttrpc_reply_fn cb, void *data, ru
 	req.mtu = iface.mtu;
 	req.mac = iface.mac;
 	sandbox_call(sb, "Network", &req.base, 10000, 0, cb, data);
+	/* Docker's resolver answers only inside the namespace: relay to it.
+	 * Names not resolving is not worth failing the container for. */
+	if (sb->dns_addr) {
+		cleanup_error runm_error_t derr = NULL;
+		if (dnsrelay_start(sb->loop, sb, sb->netns_fd, sb->dns_addr, &sb->dns, &derr) < 0)
+			log_warn("%s: %s", sb->id, runm_error_msg(derr));
+		else
+			log_info("%s: DNS to %s relayed to the network namespace", sb->id, sb->dns_addr);
+	}
 	return 1;
 }
 
@@ -440,6 +454,9 @@ void sandbox_free(struct sandbox *sb)
 {
 	if (sb == NULL)
 		return;
+	/* Before the connection closes: the relay's stream is abandoned, not failed. */
+	dnsrelay_free(sb->dns);
+	sb->dns = NULL;
 	sandbox_stop(sb);
 	if (sb->conn) {
 		sb->free_pending = true;
