@@ -341,3 +341,44 @@ TEST(bad_addresses)
 	}
 	fake_free(f);
 }
+
+/* Two queries in flight (busybox's nslookup asks A and AAAA at once): both
+ * answers come back, each to its own id. */
+TEST(two_in_flight_both_answered)
+{
+	struct fake *f = fake_new();
+	struct dnsrelay *r = NULL;
+	uint8_t q1[64], q2[64], got[2][DNSRELAY_MAX_MSG + 1];
+	struct sockaddr_in from;
+	size_t qlen = make_query(q1, 0x1111);
+	ssize_t n[2];
+
+	make_query(q2, 0x2222);
+	q2[qlen - 3] = 28; /* AAAA */
+	CHECK(dnsrelay_start_conn(f->loop, f->client, -1, f->upstream, &r, NULL) == 0);
+	for (int i = 0; i < 100 && f->dns == NULL; i++)
+		loop_run_once(f->loop, 10);
+	CHECK(f->dns != NULL);
+	for (int round = 0; round < 3; round++) {
+		int base = f->answers;
+		send_query(f, 100 + (uint32_t)round * 2, q1, qlen);
+		send_query(f, 101 + (uint32_t)round * 2, q2, qlen);
+		n[0] = resolver_recv(f, got[0], sizeof(got[0]), &from);
+		n[1] = resolver_recv(f, got[1], sizeof(got[1]), &from);
+		CHECK(n[0] == (ssize_t)qlen && n[1] == (ssize_t)qlen);
+		CHECK_EQ_INT(dnsrelay_in_flight(r), 2);
+		for (int i = 0; i < 2; i++) {
+			got[i][2] |= 0x80;
+			got[i][3] = 0x83; /* NXDOMAIN */
+			sendto(f->resolver, got[i], (size_t)n[i], 0, (struct sockaddr *)&from, sizeof(from));
+		}
+		for (int i = 0; i < 200 && f->answers < base + 2; i++)
+			loop_run_once(f->loop, 5);
+		CHECK_EQ_INT(f->answers, base + 2);
+		CHECK_EQ_INT(f->answer_id, 101 + (uint32_t)round * 2);
+		CHECK(f->answer[0] == 0x22 && f->answer[1] == 0x22);
+		CHECK_EQ_INT(dnsrelay_in_flight(r), 0);
+	}
+	dnsrelay_free(r);
+	fake_free(f);
+}
