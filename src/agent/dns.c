@@ -132,7 +132,7 @@ static void on_readable(struct loop *l, int fd, uint32_t events, void *data)
 
 	/* Bounded per wake-up, so the host channel gets its turn. */
 	for (int i = 0; i < 32 && dns.fd >= 0; i++) {
-		struct sockaddr_in from;
+		struct sockaddr_in from = { 0 };
 		socklen_t fl = sizeof(from);
 		ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_TRUNC, (struct sockaddr *)&from, &fl);
 		if (n < 0) {
