@@ -13,8 +13,6 @@ and the responder go at the end, also on failure."""
 import json
 import os
 import re
-import select
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,44 +20,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import log, main, run  # noqa: E402
 from bundle import Bundle, cli_test, runm  # noqa: E402
+from dnsresponder import ANSWER, start_responder, stop_responder  # noqa: E402
 
 NS = "runm-dns-%d" % os.getpid()
 PEER = NS + "-peer"
-ANSWER = "10.9.8.7"
 LISTENER = "0B00007F:0035"  # 127.0.0.11:53 as /proc/net/udp spells it
-
-# A resolver in the namespace: A svc.test -> ANSWER, no data for svc.test's
-# other types (busybox asks AAAA too), NXDOMAIN for any other name. It says
-# "ready" once bound, and logs each question.
-RESPONDER = r"""
-import socket, struct, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.11", 53))
-print("ready", flush=True)
-while True:
-    q, peer = s.recvfrom(4096)
-    if len(q) < 12:
-        continue
-    tid, flags, qd = struct.unpack(">HHH", q[:6])
-    i, labels = 12, []
-    while i < len(q) and q[i]:
-        labels.append(q[i + 1:i + 1 + q[i]].decode(errors="replace"))
-        i += 1 + q[i]
-    qtype = struct.unpack(">H", q[i + 1:i + 3])[0] if i + 3 <= len(q) else 0
-    question = q[12:i + 5]
-    name = ".".join(labels).lower()
-    print("query", name, qtype, flush=True)
-    rd = flags & 0x0100
-    if name == "svc.test" and qtype == 1:
-        ans = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("%(answer)s")
-        hdr = struct.pack(">HHHHHH", tid, 0x8480 | rd, 1, 1, 0, 0)
-    elif name == "svc.test":
-        ans, hdr = b"", struct.pack(">HHHHHH", tid, 0x8480 | rd, 1, 0, 0, 0)
-    else:
-        ans, hdr = b"", struct.pack(">HHHHHH", tid, 0x8483 | rd, 1, 0, 0, 0)
-    s.sendto(hdr + question + ans, peer)
-""" % {"answer": ANSWER}
-
 
 def ip(*args, check=True):
     return run(["ip"] + list(args), timeout=20, check=check, text=True)
@@ -79,27 +44,6 @@ def make_netns():
     ip("-n", PEER, "addr", "add", "10.251.0.1/24", "dev", "peer0")
     ip("-n", NS, "link", "set", "eth0", "up")
     ip("-n", PEER, "link", "set", "peer0", "up")
-
-
-def start_responder():
-    """The responder in NS (nsenter, not `ip netns exec`: pitfalls.md), once it is bound."""
-    p = subprocess.Popen(["nsenter", "--net=/run/netns/" + NS, sys.executable, "-c", RESPONDER],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ready, _, _ = select.select([p.stdout], [], [], 20)
-    line = p.stdout.readline() if ready else ""
-    if line.strip() != "ready":
-        p.kill()
-        _, err = p.communicate(timeout=10)
-        raise AssertionError("DNS responder did not start: %r %s" % (line, err))
-    return p
-
-
-def stop_responder(p):
-    if p is None:
-        return ""
-    p.kill()
-    out, err = p.communicate(timeout=10)
-    return out + err
 
 
 def dns_bundle(script, resolv):
@@ -152,7 +96,7 @@ def embedded_dns_answers_in_the_vm():
     log_text = ""
     try:
         make_netns()
-        responder = start_responder()
+        responder = start_responder(NS)
         with dns_bundle(SCRIPT, resolv) as b:
             start = time.monotonic()
             r = runm("run", "--bundle", b.path, "dns1", check=False, timeout=240)
@@ -208,7 +152,7 @@ def no_relay_without_dockers_resolv_conf():
         f.write("nameserver 10.251.0.1\n")
     try:
         make_netns()
-        responder = start_responder()
+        responder = start_responder(NS)
         with dns_bundle("cat /proc/net/udp", resolv) as b:
             r = runm("run", "--bundle", b.path, "dns2", check=False, timeout=240)
         stop_responder(responder)
