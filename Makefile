@@ -8,6 +8,8 @@
 #   make fuzz       long fuzz runs
 #   make deps       install missing Debian packages (idempotent)
 
+# `make` alone builds the binaries (the protobuf stamp rule comes first in the file).
+.DEFAULT_GOAL := all
 PREFIX ?= /usr/local
 BUILD ?= build
 GEN := $(BUILD)/gen

@@ -5,6 +5,7 @@
 #include "service.h"
 #include "boot.h"
 #include "crun.h"
+#include "dns.h"
 #include "net.h"
 #include "proc.h"
 #include "common/log.h"
@@ -552,12 +553,24 @@ static void h_network(struct ttrpc_stream *s, const uint8_t *payload, size_t len
 	ttrpc_reply(s, NULL);
 }
 
+static void h_dns_relay(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__DnsRelayRequest, runm__agent__v1__dns_relay_request__descriptor);
+	cleanup_error runm_error_t err = NULL;
+	(void)ctx;
+
+	/* On success dns.c owns the stream and answers it when the relay ends. */
+	if (dns_relay_start(svc_loop, s, req->listen, req->port, &err) < 0)
+		reply_err(s, err->status == EEXIST ? TTRPC_ALREADY_EXISTS : TTRPC_INVALID_ARGUMENT, &err);
+}
+
 static const struct ttrpc_method methods[] = {
 	{ "Ping", h_ping },	      { "Create", h_create }, { "Start", h_start },
 	{ "Exec", h_exec },	      { "Signal", h_signal }, { "Wait", h_wait },
 	{ "Resize", h_resize },	      { "CloseStdin", h_close_stdin }, { "Stdio", h_stdio },
 	{ "State", h_state },	      { "Pids", h_pids },     { "Stats", h_stats },
 	{ "Delete", h_delete },	      { "Shutdown", h_shutdown }, { "Network", h_network },
+	{ "DnsRelay", h_dns_relay },
 };
 
 static const struct ttrpc_service agent_service = {

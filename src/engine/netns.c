@@ -73,6 +73,27 @@ static int in_netns(int netns_fd, int (*fn)(void *arg, runm_error_t *err), void 
 	return x.r;
 }
 
+struct sock_args {
+	int domain, type;
+};
+
+static int make_socket(void *arg, runm_error_t *err)
+{
+	struct sock_args *a = arg;
+	int fd = socket(a->domain, a->type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return runm_error_make(err, errno, "socket");
+	return fd;
+}
+
+int netns_socket(int netns_fd, int domain, int type, runm_error_t *err)
+{
+	struct sock_args a = { .domain = domain, .type = type };
+	if (netns_fd < 0)
+		return make_socket(&a, err);
+	return in_netns(netns_fd, make_socket, &a, err);
+}
+
 /* ---- tc ---- */
 
 static const char *tc_binary(void)

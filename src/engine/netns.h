@@ -49,6 +49,11 @@ int netns_tap_create(int netns_fd, runm_error_t *err);
  * (nothing changed), -1 on error. */
 int netns_mirror(int netns_fd, struct netns_iface *iface, runm_error_t *err);
 
+/* A socket(domain, type | SOCK_CLOEXEC, 0) created inside the namespace
+ * (netns_fd -1: the caller's), so it sends and receives there whatever
+ * namespace its user is in. Returns the fd, or -1. */
+int netns_socket(int netns_fd, int domain, int type, runm_error_t *err);
+
 /* Remove the redirect from iface_name (its ingress qdisc, and with it the
  * filter): the namespace is left as CNI made it. Best effort, logs failures. */
 void netns_unmirror(int netns_fd, const char *iface_name);

@@ -1,5 +1,6 @@
 /* sandbox.c - see sandbox.h. */
 #include "sandbox.h"
+#include "dnsrelay.h"
 #include "netns.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -43,6 +44,8 @@ struct sandbox {
 	int tap_fd;
 	unsigned timeout_ms;
 	bool retried;
+	const char *dns_addr;    /* resolver to relay once mirrored (dnsrelay_wanted), NULL = none */
+	struct dnsrelay *dns;
 	sandbox_ready_fn ready_cb;
 	sandbox_exit_fn exit_cb;
 	void *data;
@@ -419,6 +422,8 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 		       : strcmp(accel, "hvf") == 0				 ? "hvf"
 										 : "tcg";
 	sb->timeout_ms = timeout;
+	if (sb->netns_fd >= 0)
+		sb->dns_addr = dnsrelay_wanted(sp);
 	sb->ready_cb = ready;
 	sb->exit_cb = exited;
 	sb->data = data;
@@ -449,6 +454,15 @@ int sandbox_mirror_network(struct sandbox *sb, ttrpc_reply_fn cb, void *data, ru
 	req.mtu = iface.mtu;
 	req.mac = iface.mac;
 	sandbox_call(sb, "Network", &req.base, 10000, 0, cb, data);
+	/* Docker's resolver answers only inside the namespace: relay to it.
+	 * Names not resolving is not worth failing the container for. */
+	if (sb->dns_addr) {
+		cleanup_error runm_error_t derr = NULL;
+		if (dnsrelay_start(sb->loop, sb, sb->netns_fd, sb->dns_addr, &sb->dns, &derr) < 0)
+			log_warn("%s: %s", sb->id, runm_error_msg(derr));
+		else
+			log_info("%s: DNS to %s relayed to the network namespace", sb->id, sb->dns_addr);
+	}
 	return 1;
 }
 
@@ -547,6 +561,9 @@ void sandbox_free(struct sandbox *sb)
 {
 	if (sb == NULL)
 		return;
+	/* Before the connection closes: the relay's stream is abandoned, not failed. */
+	dnsrelay_free(sb->dns);
+	sb->dns = NULL;
 	sandbox_stop(sb);
 	if (sb->conn) {
 		sb->free_pending = true;

@@ -40,13 +40,16 @@ static bool has_option(json_object *opts, const char *name)
 	return false;
 }
 
-static void add_share(struct spec *s, const char *host, const char *file, bool ro)
+static char *clean_path(const char *path);
+
+static void add_share(struct spec *s, const char *host, const char *file, const char *dest, bool ro)
 {
 	struct spec_share *sh;
 	s->shares = xrealloc(s->shares, (s->n_shares + 1) * sizeof(*s->shares));
 	sh = &s->shares[s->n_shares];
 	sh->host_path = xstrdup(host);
 	sh->file = file ? xstrdup(file) : NULL;
+	sh->destination = dest ? clean_path(dest) : NULL;
 	sh->tag = xasprintf("m%zu", s->n_shares);
 	sh->guest_path = xasprintf(SPEC_GUEST_SHARES "/%s", sh->tag);
 	sh->readonly = ro;
@@ -90,6 +93,8 @@ static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
 		json_object *type = get_typed(m, "type", json_type_string);
 		json_object *src = get_typed(m, "source", json_type_string);
 		json_object *opts = get_typed(m, "options", json_type_array);
+		json_object *dst = get_typed(m, "destination", json_type_string);
+		const char *dest = dst ? json_object_get_string(dst) : NULL;
 		const char *source;
 		struct stat st;
 		bool is_bind = (type && strcmp(json_object_get_string(type), "bind") == 0) ||
@@ -117,11 +122,11 @@ static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
 					       source, real);
 		}
 		if (S_ISDIR(st.st_mode)) {
-			add_share(s, real, NULL, has_option(opts, "ro"));
+			add_share(s, real, NULL, dest, has_option(opts, "ro"));
 			guest = xstrdup(s->shares[s->n_shares - 1].guest_path);
 		} else {
 			const char *name = strrchr(real, '/') + 1;
-			add_share(s, real, name, has_option(opts, "ro"));
+			add_share(s, real, name, dest, has_option(opts, "ro"));
 			guest = xasprintf("%s/%s", s->shares[s->n_shares - 1].guest_path, name);
 		}
 		json_object_object_add(m, "source", json_object_new_string(guest));
@@ -490,6 +495,7 @@ void spec_release(struct spec *s)
 	for (size_t i = 0; i < s->n_shares; i++) {
 		free(s->shares[i].host_path);
 		free(s->shares[i].file);
+		free(s->shares[i].destination);
 		free(s->shares[i].tag);
 		free(s->shares[i].guest_path);
 	}

@@ -26,6 +26,7 @@ struct spec_share {
 			   * beside it; NULL for a directory */
 	char *tag;        /* 9p tag */
 	char *guest_path; /* where the agent mounts it (under SPEC_GUEST_SHARES) */
+	char *destination; /* the mount's destination in the container (clean path), NULL if none */
 	bool readonly;
 };
 

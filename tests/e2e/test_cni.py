@@ -19,10 +19,12 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import (RUNM, Containerd, import_busybox, kill_leftovers, leaks, log, main,  # noqa: E402
                  run, test, wait_for)
+from dnsresponder import start_responder, stop_responder  # noqa: E402
 
 PLUGINS = "/usr/lib/cni"
 NS = "runm-cni-%d" % os.getpid()
@@ -133,8 +135,8 @@ def host_has(dev):
     return ip("link", "show", "dev", dev, check=False).returncode == 0
 
 
-def run_cni(cd, ref, name, *cmd, detach=True):
-    args = ["run"] + (["-d"] if detach else ["--rm"]) + [
+def run_cni(cd, ref, name, *cmd, detach=True, mounts=()):
+    args = ["run"] + (["-d"] if detach else ["--rm"]) + ["--mount=" + m for m in mounts] + [
         "--cni", "--with-ns", "network:" + netns_path(NS + "-" + name), "--runtime", RUNM, ref, name] + list(cmd)
     return cd.ctr(*args, timeout=240, check=False)
 
@@ -153,6 +155,10 @@ def cni_two_containers_reach_each_other():
     names = ["c1", "c2"]
     cd = None
     ok = False
+    responder = None
+    resolv = os.path.join(tempfile.mkdtemp(prefix="runm-cni-dns-"), "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("nameserver 127.0.0.11\noptions ndots:0\n")
     try:
         for ns in [NS] + ["%s-%s" % (NS, n) for n in names]:
             ip("netns", "add", ns)
@@ -182,13 +188,22 @@ def cni_two_containers_reach_each_other():
         assert ip("-n", NS + "-c1", "link", "show", TAP, check=False).returncode == 0, "no tap in c1's netns"
         assert not host_has(TAP) and not host_has("cni-runm0"), "a test device in the machine's namespace"
 
-        # (a) c2, at the address CNI gives it, gets c1's echo.
-        script = ("for i in 1 2 3 4 5 6 7 8 9 10; do r=$(echo hello-runm | nc -w 5 %s 7777) && "
+        # (a) c2, at the address CNI gives it, gets c1's echo. (d) Through the
+        # shim too, Docker's embedded DNS: a resolver on 127.0.0.11:53 in c2's
+        # namespace answers c2 when its resolv.conf (a bind) names it.
+        responder = start_responder(NS + "-c2")
+        script = ("nslookup -type=a svc.test | grep -q 10.9.8.7 && echo dns-ok; "
+                  "for i in 1 2 3 4 5 6 7 8 9 10; do r=$(echo hello-runm | nc -w 5 %s 7777) && "
                   "[ -n \"$r\" ] && echo \"got:$r\" && ip -4 -o addr show eth0 && exit 0; sleep 1; done; exit 1"
                   % c1_ip)
-        r = run_cni(cd, ref, "c2", "sh", "-c", script, detach=False)
+        r = run_cni(cd, ref, "c2", "sh", "-c", script, detach=False,
+                    mounts=["type=bind,src=%s,dst=/etc/resolv.conf,options=rbind:ro" % resolv])
         assert r.returncode == 0 and "got:hello-runm" in r.stdout, \
             "c2 -> c1:7777: status %d: %s%s" % (r.returncode, r.stdout, r.stderr)
+        dns_log = stop_responder(responder)
+        responder = None
+        assert "dns-ok" in r.stdout and "query svc.test 1" in dns_log, \
+            "c2's lookup through the relay: %s\nresponder: %s" % (r.stdout, dns_log)
         c2_addr = addr_in(NS + "-c2")
         assert c2_addr and "inet %s " % c2_addr in r.stdout, "c2's eth0: %r, CNI gave %s" % (r.stdout, c2_addr)
         assert c2_addr != c1_addr
@@ -207,6 +222,9 @@ def cni_two_containers_reach_each_other():
         assert not extra, "network namespaces left: %s" % extra
         ok = True
     finally:
+        stop_responder(responder)
+        os.unlink(resolv)
+        os.rmdir(os.path.dirname(resolv))
         if cd is not None:
             if not ok:
                 log("containerd log tail:\n" + cd.log()[-3000:])
