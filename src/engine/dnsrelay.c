@@ -314,23 +314,33 @@ bool dnsrelay_resolv_names(const char *text, size_t len, const char *addr)
 	return false;
 }
 
-const char *dnsrelay_wanted(const struct spec *sp)
+const char *dnsrelay_resolv_file(const struct spec *sp)
 {
 	for (size_t i = 0; i < sp->n_shares; i++) {
 		const struct spec_share *sh = &sp->shares[i];
-		cleanup_error runm_error_t err = NULL;
-		cleanup_free char *text = NULL;
-		size_t len = 0;
-
 		/* A file bind: host_path is the file itself (spec.h). */
-		if (sh->file == NULL || sh->destination == NULL || strcmp(sh->destination, "/etc/resolv.conf") != 0)
-			continue;
-		if (read_file_at(AT_FDCWD, sh->host_path, RESOLV_MAX, &text, &len, &err) < 0) {
-			log_debug("dnsrelay: %s", runm_error_msg(err));
-			continue;
-		}
-		if (dnsrelay_resolv_names(text, len, DNSRELAY_DOCKER_ADDR))
-			return DNSRELAY_DOCKER_ADDR;
+		if (sh->file != NULL && sh->destination != NULL && strcmp(sh->destination, "/etc/resolv.conf") == 0)
+			return sh->host_path;
 	}
 	return NULL;
+}
+
+const char *dnsrelay_wanted_file(const char *path)
+{
+	cleanup_error runm_error_t err = NULL;
+	cleanup_free char *text = NULL;
+	size_t len = 0;
+
+	if (path == NULL)
+		return NULL;
+	if (read_file_at(AT_FDCWD, path, RESOLV_MAX, &text, &len, &err) < 0) {
+		log_debug("dnsrelay: %s", runm_error_msg(err));
+		return NULL;
+	}
+	return dnsrelay_resolv_names(text, len, DNSRELAY_DOCKER_ADDR) ? DNSRELAY_DOCKER_ADDR : NULL;
+}
+
+const char *dnsrelay_wanted(const struct spec *sp)
+{
+	return dnsrelay_wanted_file(dnsrelay_resolv_file(sp));
 }

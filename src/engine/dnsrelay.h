@@ -46,8 +46,14 @@ void dnsrelay_free(struct dnsrelay *r);
  * address to relay for a container, or NULL for none. A relay is wanted when
  * the spec binds a file onto /etc/resolv.conf whose nameservers include
  * DNSRELAY_DOCKER_ADDR (and the sandbox mirrors a namespace, which is the
- * caller's check). */
+ * caller's check). The file is read when asked: Docker rewrites it for a
+ * user-defined network in its prestart hook, after create has read the spec,
+ * so the sandbox keeps dnsrelay_resolv_file's path and asks at mirror time. */
 const char *dnsrelay_wanted(const struct spec *sp);
+/* The host file the spec binds onto /etc/resolv.conf, or NULL. */
+const char *dnsrelay_resolv_file(const struct spec *sp);
+/* dnsrelay_wanted for that file (NULL-safe). */
+const char *dnsrelay_wanted_file(const char *path);
 /* Whether resolv.conf text (len bytes, NUL not needed) has a `nameserver`
  * line naming addr. */
 bool dnsrelay_resolv_names(const char *text, size_t len, const char *addr);

@@ -44,7 +44,7 @@ struct sandbox {
 	int tap_fd;
 	unsigned timeout_ms;
 	bool retried;
-	const char *dns_addr;    /* resolver to relay once mirrored (dnsrelay_wanted), NULL = none */
+	char *resolv_file;       /* the container's bound /etc/resolv.conf, read at mirror time (dnsrelay.h) */
 	struct dnsrelay *dns;
 	sandbox_ready_fn ready_cb;
 	sandbox_exit_fn exit_cb;
@@ -422,8 +422,8 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 		       : strcmp(accel, "hvf") == 0				 ? "hvf"
 										 : "tcg";
 	sb->timeout_ms = timeout;
-	if (sb->netns_fd >= 0)
-		sb->dns_addr = dnsrelay_wanted(sp);
+	if (sb->netns_fd >= 0 && dnsrelay_resolv_file(sp))
+		sb->resolv_file = xstrdup(dnsrelay_resolv_file(sp));
 	sb->ready_cb = ready;
 	sb->exit_cb = exited;
 	sb->data = data;
@@ -439,6 +439,7 @@ int sandbox_mirror_network(struct sandbox *sb, ttrpc_reply_fn cb, void *data, ru
 {
 	Runm__Agent__V1__NetworkRequest req = RUNM__AGENT__V1__NETWORK_REQUEST__INIT;
 	struct netns_iface iface;
+	const char *dns;
 	int r;
 
 	if (sb->netns_fd < 0 || sb->mirrored)
@@ -456,12 +457,12 @@ int sandbox_mirror_network(struct sandbox *sb, ttrpc_reply_fn cb, void *data, ru
 	sandbox_call(sb, "Network", &req.base, 10000, 0, cb, data);
 	/* Docker's resolver answers only inside the namespace: relay to it.
 	 * Names not resolving is not worth failing the container for. */
-	if (sb->dns_addr) {
+	if ((dns = dnsrelay_wanted_file(sb->resolv_file)) != NULL) {
 		cleanup_error runm_error_t derr = NULL;
-		if (dnsrelay_start(sb->loop, sb, sb->netns_fd, sb->dns_addr, &sb->dns, &derr) < 0)
+		if (dnsrelay_start(sb->loop, sb, sb->netns_fd, dns, &sb->dns, &derr) < 0)
 			log_warn("%s: %s", sb->id, runm_error_msg(derr));
 		else
-			log_info("%s: DNS to %s relayed to the network namespace", sb->id, sb->dns_addr);
+			log_info("%s: DNS to %s relayed to the network namespace", sb->id, dns);
 	}
 	return 1;
 }
@@ -564,6 +565,8 @@ void sandbox_free(struct sandbox *sb)
 	/* Before the connection closes: the relay's stream is abandoned, not failed. */
 	dnsrelay_free(sb->dns);
 	sb->dns = NULL;
+	free(sb->resolv_file);
+	sb->resolv_file = NULL;
 	sandbox_stop(sb);
 	if (sb->conn) {
 		sb->free_pending = true;
