@@ -316,13 +316,15 @@ bool dnsrelay_resolv_names(const char *text, size_t len, const char *addr)
 
 const char *dnsrelay_resolv_file(const struct spec *sp)
 {
+	const char *last = NULL;
+	/* The last mount on a path is the one the container sees. */
 	for (size_t i = 0; i < sp->n_shares; i++) {
 		const struct spec_share *sh = &sp->shares[i];
 		/* A file bind: host_path is the file itself (spec.h). */
 		if (sh->file != NULL && sh->destination != NULL && strcmp(sh->destination, "/etc/resolv.conf") == 0)
-			return sh->host_path;
+			last = sh->host_path;
 	}
-	return NULL;
+	return last;
 }
 
 const char *dnsrelay_wanted_file(const char *path)
