@@ -377,14 +377,47 @@ static int find_iface(struct netns_iface *iface, runm_error_t *err)
 /* Everything arriving on `from` leaves through `to`. u32 with an empty match
  * is Kata's filter too; matchall would do, but kernels without
  * CONFIG_NET_CLS_MATCHALL (this project's CI host among them) lack it. */
-static int redirect(const char *from, const char *to, runm_error_t *err)
+static int redirect(const char *from, const char *to, bool add_qdisc, runm_error_t *err)
 {
 	const char *qdisc[] = { "qdisc", "add", "dev", from, "ingress" };
-	const char *filter[] = { "filter", "add",    "dev",	 from,	    "parent",	"ffff:", "protocol",
-				 "all",	   "u32",    "match",	 "u8",	    "0",	"0",	 "action",
-				 "mirred", "egress", "redirect", "dev",	    to };
+	const char *filter[] = { "filter", "add",    "dev",   from,  "parent", "ffff:",	 "prio",
+				 "10",	   "protocol", "all", "u32", "match",  "u8",	 "0",
+				 "0",	   "action", "mirred", "egress", "redirect", "dev", to };
 
-	if (run_tc(qdisc, ARRAY_SIZE(qdisc), err) < 0 || run_tc(filter, ARRAY_SIZE(filter), err) < 0)
+	if ((add_qdisc && run_tc(qdisc, ARRAY_SIZE(qdisc), err) < 0) || run_tc(filter, ARRAY_SIZE(filter), err) < 0)
+		return -1;
+	return 0;
+}
+
+/* The namespace keeps a little traffic of its own: dockerd's resolver, in
+ * the namespace, forwards names it does not know upstream through eth0, and
+ * the answers must reach it, not the VM. So the namespace's ephemeral ports
+ * are moved to NETNS_OWN_PORTS, which the guest (Linux's default range,
+ * 32768-60999) never uses, and what arrives for them stays; ARP is copied to
+ * both, so the namespace can still resolve its gateway. These filters come
+ * before the redirect (lower prio numbers match first). */
+#define NETNS_OWN_PORTS "61440 65535" /* 0xf000-0xffff: one u32 mask */
+
+static int keep_own_traffic(const char *from, runm_error_t *err)
+{
+	/* Without gact (not in every kernel): a mirror ending in pipe, and a
+	 * match with a flowid but no action, both let the frame go on up the
+	 * namespace's stack. */
+	const char *arp[] = { "filter", "add", "dev", from, "parent", "ffff:", "prio", "1", "protocol", "arp", "u32",
+			      "match", "u8", "0", "0", "action", "mirred", "egress", "mirror", "dev", NETNS_TAP,
+			      "pipe" };
+	const char *udp[] = { "filter", "add", "dev", from, "parent", "ffff:", "prio", "2", "protocol", "ip", "u32",
+			      "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", "0xf000", "0xf000",
+			      "flowid", "ffff:1" };
+	const char *tcp[] = { "filter", "add", "dev", from, "parent", "ffff:", "prio", "3", "protocol", "ip", "u32",
+			      "match", "ip", "protocol", "6", "0xff", "match", "ip", "dport", "0xf000", "0xf000",
+			      "flowid", "ffff:1" };
+	cleanup_close int fd = open("/proc/sys/net/ipv4/ip_local_port_range", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || write_all(fd, NETNS_OWN_PORTS, strlen(NETNS_OWN_PORTS)) < 0)
+		return runm_error_make(err, errno, "the namespace's ephemeral ports");
+	if (run_tc(arp, ARRAY_SIZE(arp), err) < 0 || run_tc(udp, ARRAY_SIZE(udp), err) < 0 ||
+	    run_tc(tcp, ARRAY_SIZE(tcp), err) < 0)
 		return -1;
 	return 0;
 }
@@ -392,11 +425,13 @@ static int redirect(const char *from, const char *to, runm_error_t *err)
 static int mirror_in(void *arg, runm_error_t *err)
 {
 	struct netns_iface *iface = arg;
+	const char *qdisc[] = { "qdisc", "add", "dev", iface->name, "ingress" };
 	int r = find_iface(iface, err);
 
 	if (r <= 0)
 		return r;
-	if (redirect(iface->name, NETNS_TAP, err) < 0 || redirect(NETNS_TAP, iface->name, err) < 0) {
+	if (run_tc(qdisc, ARRAY_SIZE(qdisc), err) < 0 || keep_own_traffic(iface->name, err) < 0 ||
+	    redirect(iface->name, NETNS_TAP, false, err) < 0 || redirect(NETNS_TAP, iface->name, true, err) < 0) {
 		/* Leave the interface as CNI made it: the tap's qdisc goes with the tap. */
 		const char *del[] = { "qdisc", "del", "dev", iface->name, "ingress" };
 		run_tc(del, ARRAY_SIZE(del), NULL);

@@ -1,5 +1,6 @@
 """dnsresponder.py - a tiny DNS server for the e2e tests, run inside a test's
-network namespace on 127.0.0.11:53 as Docker's embedded DNS would be:
+network namespace on 127.0.0.11:53 as Docker's embedded DNS would be (or on
+another address, as the upstream server Docker's resolver forwards to):
 
     p = start_responder("runm-dns-123")   # returns once it is bound
     ...
@@ -17,7 +18,7 @@ ANSWER = "10.9.8.7"
 RESPONDER = r"""
 import socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.11", 53))
+s.bind(("%(addr)s", 53))
 print("ready", flush=True)
 while True:
     q, peer = s.recvfrom(4096)
@@ -41,12 +42,14 @@ while True:
     else:
         ans, hdr = b"", struct.pack(">HHHHHH", tid, 0x8483 | rd, 1, 0, 0, 0)
     s.sendto(hdr + question + ans, peer)
-""" % {"answer": ANSWER}
+"""
 
 
-def start_responder(ns):
-    """The responder in ns (nsenter, not `ip netns exec`: pitfalls.md), once it is bound."""
-    p = subprocess.Popen(["nsenter", "--net=/run/netns/" + ns, sys.executable, "-c", RESPONDER],
+def start_responder(ns, addr="127.0.0.11"):
+    """The responder on addr:53 in ns (nsenter, not `ip netns exec`:
+    pitfalls.md), once it is bound."""
+    script = RESPONDER % {"answer": ANSWER, "addr": addr}
+    p = subprocess.Popen(["nsenter", "--net=/run/netns/" + ns, sys.executable, "-c", script],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ready, _, _ = select.select([p.stdout], [], [], 20)
     line = p.stdout.readline() if ready else ""

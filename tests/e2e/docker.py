@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 from lib import BIN, BUILD, CmdError, log, run, test, wait_for  # noqa: E402,F401
 
-__all__ = ["RUNTIME", "IS_RUNM", "IMAGE", "DOCKER", "COMPOSE", "Dockerd", "dtest", "runm_only",
+__all__ = ["RUNTIME", "IS_RUNM", "IMAGE", "UPSTREAM_DNS", "DOCKER", "COMPOSE", "Dockerd", "dtest", "runm_only",
            "dmain", "daemon", "host_kernel", "expected_kernel", "log", "run", "wait_for",
            "CmdError", "ns_fetch"]
 
@@ -55,6 +55,7 @@ if RUNTIME not in ("runm", "runc"):
 IS_RUNM = RUNTIME == "runm"
 RUNM_BIN = os.path.join(BIN, "runm")
 IMAGE = "runm-busybox:test"
+UPSTREAM_DNS = "10.201.0.1"
 DOCKER = "/usr/bin/docker"          # Debian's docker.io client, not /usr/local/bin/docker
 COMPOSE = "/usr/bin/docker-compose"  # Debian's docker-compose 1.29
 CACHE = os.path.join(BUILD, "e2e-cache")
@@ -214,6 +215,9 @@ class Dockerd:
             "--pidfile", self.pidfile, "-H", self.host,
             "--storage-driver", "overlay2" if lib._overlay_works("/tmp") else "vfs",
             "--iptables=true", "--ip-masq=true", "--bip", "10.201.0.1/24",
+            # Containers' upstream DNS: docker0's address in dockerd's netns,
+            # where a test may run a responder (UPSTREAM_DNS).
+            "--dns", UPSTREAM_DNS,
             "--default-address-pool", "base=10.210.0.0/16,size=24",
             "--log-level", "debug"]
         if self.add_runm:

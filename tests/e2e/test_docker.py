@@ -21,8 +21,9 @@ import termios
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from docker import (DOCKER, IMAGE, IS_RUNM, RUNTIME, dmain, dtest, expected_kernel,  # noqa: E402
-                    host_kernel, log, ns_fetch, runm_only, wait_for)
+from docker import (DOCKER, IMAGE, IS_RUNM, RUNTIME, UPSTREAM_DNS, dmain, dtest,  # noqa: E402
+                    expected_kernel, host_kernel, log, ns_fetch, runm_only, wait_for)
+from dnsresponder import ANSWER, start_responder, stop_responder  # noqa: E402
 
 HTTPD = "mkdir -p /www && echo %s > /www/index.html && exec httpd -f -p 80 -h /www"
 
@@ -281,13 +282,21 @@ def user_network_dns(dk):
     dk.track(dk.docker("run", "-d", "--network", "n1", "--name", "srv", IMAGE, "sh", "-c",
                        HTTPD % "hello-n1", timeout=180).stdout)
     srv_ip = dk.inspect("srv", '{{(index .NetworkSettings.Networks "n1").IPAddress}}')
-    script = ("grep nameserver /etc/resolv.conf; i=0; "
+    # Names dockerd does not know go upstream from inside the container's
+    # namespace: the answer must reach dockerd, not be redirected into the VM.
+    upstream = start_responder(dk.ns, UPSTREAM_DNS)
+    script = ("grep nameserver /etc/resolv.conf; nslookup -type=a svc.test 127.0.0.11; i=0; "
               "until ip=$(nslookup srv 127.0.0.11 | sed -n 's/^Address: *\\([0-9.]*\\)$/\\1/p' | tail -1) "
               "&& [ -n \"$ip\" ]; do i=$((i+1)); [ $i -gt 50 ] && exit 7; sleep 0.2; done; echo ip=$ip; i=0; "
               "until timeout 10 wget -qO- http://$ip/; do i=$((i+1)); [ $i -gt 50 ] && exit 8; sleep 0.2; done")
-    r = dk.docker("run", "--rm", "--network", "n1", "--name", "cli", IMAGE, "sh", "-c", script,
-                  check=False, timeout=300)
+    try:
+        r = dk.docker("run", "--rm", "--network", "n1", "--name", "cli", IMAGE, "sh", "-c", script,
+                      check=False, timeout=300)
+    finally:
+        queries = stop_responder(upstream)
     assert r.returncode == 0, out_err(r)
+    assert "query svc.test 1" in queries, "dockerd forwarded nothing upstream: " + queries
+    assert ANSWER in r.stdout, "the upstream answer did not come back: " + out_err(r)
     assert "nameserver 127.0.0.11" in r.stdout, "not Docker's embedded DNS: " + out_err(r)
     assert "ip=%s\n" % srv_ip in r.stdout, "srv resolved wrong (it is %s): %s" % (srv_ip, out_err(r))
     assert "hello-n1" in r.stdout, out_err(r)
