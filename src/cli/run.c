@@ -489,7 +489,7 @@ static int own_netns(struct monitor *m, runm_error_t *err)
  * hooks that runc runs in create, then the pid file, written last. */
 static int after_create(struct monitor *m, pid_t monitor, runm_error_t *err)
 {
-	cleanup_free char *state = hooks_state_json(m->st.bundle, m->id, "created", monitor);
+	cleanup_free char *state = hooks_state_json(m->st.bundle, m->id, "creating", monitor);
 	cleanup_free char *pid = xasprintf("%d", (int)monitor);
 	if (hooks_run(m->st.bundle, HOOK_PRESTART, state, err) < 0 ||
 	    hooks_run(m->st.bundle, HOOK_CREATE_RUNTIME, state, err) < 0 ||

@@ -70,7 +70,7 @@ def create_start_hooks_state_delete():
         log = open(os.path.join(b.path, "hooks.log")).read().splitlines()
         assert [l.split()[0] for l in log] == ["prestart", "createRuntime"], log
         hs = json.loads(log[0].split(" ", 1)[1])
-        assert hs["id"] == "c1" and hs["pid"] == pid and hs["bundle"] == b.path, hs
+        assert hs["id"] == "c1" and hs["pid"] == pid and hs["bundle"] == b.path and hs["status"] == "creating", hs
         # The monitor is in a network namespace of its own (hooks configure it).
         assert os.readlink("/proc/%d/ns/net" % pid) != os.readlink("/proc/self/ns/net")
 
