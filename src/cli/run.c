@@ -466,6 +466,9 @@ static int check_create(struct monitor *m, runm_error_t *err)
 	if (m->spec.pidns_host)
 		return runm_error_make(err, 0, "the host's pid namespace (no pid namespace in config.json) is not "
 					       "supported: the container runs in its own VM");
+	if (m->spec.n_devices > 0)
+		return runm_error_make(err, 0, "host devices (linux.devices: --device, --privileged) are not supported: "
+					       "the container runs in its own VM, which has none of the host's devices");
 	return entry_check(m->spec.rootfs, m->spec.guest_json, err);
 }
 

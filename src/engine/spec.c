@@ -422,7 +422,7 @@ int spec_prepare(const char *bundle, const char *json, size_t len, struct spec *
 {
 	cleanup_json json_object *root = NULL;
 	json_tokener *tok = json_tokener_new();
-	json_object *jroot, *path, *proc, *term, *linux_, *ro;
+	json_object *jroot, *path, *proc, *term, *linux_, *ro, *devs;
 	const char *p;
 
 	memset(s, 0, sizeof(*s));
@@ -458,6 +458,8 @@ int spec_prepare(const char *bundle, const char *json, size_t len, struct spec *
 	if (rewrite_mounts(root, s, err) < 0)
 		goto fail;
 	linux_ = get_typed(root, "linux", json_type_object);
+	devs = get_typed(linux_, "devices", json_type_array);
+	s->n_devices = devs ? json_object_array_length(devs) : 0;
 	if (rewrite_namespaces(linux_, s, err) < 0)
 		goto fail;
 	read_resources(linux_, s);

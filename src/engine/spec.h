@@ -61,6 +61,7 @@ struct spec {
 			    * new (empty) namespace for it; runm's runc-compatible create does too */
 	bool netns_host;   /* no network entry at all: runc's host network */
 	bool pidns_host;   /* no pid entry: runc's host pid namespace */
+	size_t n_devices;  /* linux.devices: host device nodes asked for (--device, --privileged) */
 	struct spec_port *ports; /* published ports, from the annotations (and `runm run -p`) */
 	size_t n_ports;
 };

@@ -126,6 +126,14 @@ def errors_as_runc_reports_them():
     with Bundle(["true"]) as b:   # no network namespace: runc's host network
         r = runm("create", "--bundle", b.path, "e4", check=False)
         assert r.returncode != 0 and "host networking" in r.stderr, r
+    with Bundle(["true"]) as b:   # --device / --privileged: host device nodes
+        with_netns(b)
+        with open(os.path.join(b.path, "config.json")) as f:
+            cfg = json.load(f)
+        cfg["linux"]["devices"] = [{"path": "/dev/kvm", "type": "c", "major": 10, "minor": 232}]
+        b.write(cfg)
+        r = runm("create", "--bundle", b.path, "e5", check=False)
+        assert r.returncode != 0 and "host devices" in r.stderr, r
     for cmd in (["kill", "nope", "9"], ["delete", "nope"], ["start", "nope"], ["state", "nope"]):
         r = runm(*cmd, check=False)
         assert r.returncode != 0 and "does not exist" in r.stderr, (cmd, r)
