@@ -17,5 +17,15 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "runm: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
+# Daemons in these packages (dockerd, containerd) must not start on the
+# host: the tests start their own, inside network namespaces they make.
+made_policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	made_policy=1
+fi
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+apt-get install -y -qq --no-install-recommends $missing >/dev/null || { [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d; exit 1; }
+[ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+exit 0
