@@ -200,9 +200,11 @@ class Podman:
     def nsenter(self):
         return ["nsenter", "--net=/run/netns/" + self.ns]
 
-    def _run(self, argv, timeout, check, cwd=None, **kw):
+    def _run(self, argv, timeout, check, cwd=None, env_extra=None, **kw):
+        e = self.env()
+        e.update(env_extra or {})
         return run(self.nsenter() + [str(a) for a in argv], timeout=timeout, check=check,
-                   env=self.env(), cwd=cwd or self.work, **kw)
+                   env=e, cwd=cwd or self.work, **kw)
 
     def podman(self, *args, timeout=180, check=True, **kw):
         return self._run(["/usr/bin/podman"] + list(args), timeout, check, **kw)

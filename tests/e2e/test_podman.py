@@ -138,11 +138,22 @@ def memory_limit_sizes_the_vm(pm):
 
 
 @ptest
-def missing_binary_is_127(pm):
-    """runm's create error (JSON --log, runtime_supports_json) becomes podman's 127."""
+def errors_as_podman_reports_them(pm):
+    """runm's create error (JSON --log, runtime_supports_json) becomes podman's
+    127 for a missing entrypoint; host networking is refused in words."""
     r = pm.podman("run", "--rm", IMAGE, "/no/such/binary", check=False)
     assert r.returncode == 127, r
     assert "/no/such/binary" in r.stderr, r.stderr
+    # Without runtime_supports_json podman passes no --log: conmon relays
+    # runm's stderr as the error instead.
+    conf = os.path.join(pm.tmp, "containers-nojson.conf")
+    with open(pm.conf) as f, open(conf, "w") as g:
+        g.write(f.read().replace('runtime_supports_json = ["runm"]\n', ""))
+    r = pm.podman("run", "--rm", IMAGE, "/no/such/binary", check=False, env_extra={"CONTAINERS_CONF": conf})
+    assert r.returncode == 127, r
+    assert "/no/such/binary" in r.stderr, r.stderr
+    r = pm.podman("run", "--rm", "--network", "host", IMAGE, "true", check=False)
+    assert r.returncode != 0 and "host networking" in r.stderr and "not supported" in r.stderr, r
 
 
 if __name__ == "__main__":
