@@ -32,6 +32,7 @@ firewall rule naming an address or a per-network chain may be left (within
 20 s), and everything is force-cleaned either way. pmain() adds a last test
 that tears the environment down and checks that nothing at all is left.
 """
+import json
 import os
 import re
 import shutil
@@ -259,9 +260,9 @@ class Podman:
         for e in sorted(set(os.listdir(RUNM_ROOT)) - self.base_runm):
             try:
                 with open(os.path.join(RUNM_ROOT, e, "state.json")) as f:
-                    if self.tmp not in f.read():
+                    if not json.load(f).get("bundle", "").startswith(self.tmp + "/"):
                         continue
-            except OSError:
+            except (OSError, ValueError):
                 pass
             res.append(os.path.join(RUNM_ROOT, e))
         return res
