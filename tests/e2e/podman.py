@@ -253,7 +253,8 @@ class Podman:
         return sorted((p, procs[p][1]) for p in mine)
 
     def runm_dirs(self):
-        """New /run/runm/<id> dirs whose bundle is ours (or unreadable)."""
+        """New /run/runm/<id> dirs whose state.json names a bundle of ours
+        (runm keeps other things there too, e.g. accel-* verdicts)."""
         res = []
         if not os.path.isdir(RUNM_ROOT):
             return res
@@ -262,8 +263,8 @@ class Podman:
                 with open(os.path.join(RUNM_ROOT, e, "state.json")) as f:
                     if not json.load(f).get("bundle", "").startswith(self.tmp + "/"):
                         continue
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError, AttributeError):
+                continue
             res.append(os.path.join(RUNM_ROOT, e))
         return res
 
