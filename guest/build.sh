@@ -2,27 +2,39 @@
 # guest/build.sh - build runm's guest image (kernel + initramfs) from Debian
 # packages, at build time, into --out. Nothing here is committed.
 #
-#   guest/build.sh --arch x86_64 --agent build/bin/runm-agent --out build/guest/x86_64
+#   guest/build.sh --arch x86_64 --agent build/bin/runm-agent --out build/guest/x86_64 [--kernel source|debian]
 #
 # Outputs:
 #   vmlinuz           the kernel QEMU boots. On x86_64 this is the UNCOMPRESSED
-#                     ELF vmlinux (PVH entry point), not a bzImage: under TCG the
-#                     in-guest xz decompression of Debian's bzImage costs ~2.5 s
-#                     of a ~4.3 s boot, the PVH ELF boots in ~1.8 s.
-#   initrd.img        /init = the agent, /usr/bin/crun + its libraries, the
-#                     kernel modules and /etc/runm/modules (load order).
+#                     ELF vmlinux (PVH entry point), not a bzImage: under TCG
+#                     in-guest decompression is slow, and even against an LZ4
+#                     bzImage the PVH ELF boots 14% faster.
+#   initrd.img        /init = the agent, /usr/bin/crun + its libraries; with
+#                     --kernel debian also the kernel modules and
+#                     /etc/runm/modules (load order).
 #   floor-initrd.img  /init powers off at once: the boot floor for benchmarks.
 #   kernel-release    the kernel's `uname -r`, for information.
 #
-# Kernel flavour: Debian's `cloud-amd64` kernel has no 9p at all
+# Kernels (--kernel, or $GUEST_KERNEL):
+#   source            built from Debian's linux-source-6.1 with the config in
+#                     guest/kernel/ARCH.config, everything built in, no modules
+#                     (guest/kernel/build.sh; cached outside the clone, under
+#                     $RUNM_CACHE or /var/cache/runm, keyed by config, source
+#                     version and compiler: a matching key builds nothing).
+#   debian (default)  Debian's packaged kernel (linux-image-amd64), its virtio,
+#                     9p, overlay and vsock modules in the initramfs: the
+#                     fallback, slower to boot (2.5 s against 1.1 s for `runm
+#                     run true` under TCG) and twice the memory.
+#
+# Debian flavour: Debian's `cloud-amd64` kernel has no 9p at all
 # (# CONFIG_NET_9P is not set), and runm shares rootfs and binds over
 # virtio-9p, so x86_64 uses the generic `amd64` flavour (9p, 9pnet_virtio as
 # modules). Override with RUNM_GUEST_FLAVOUR (the build fails if a needed
 # module is then missing).
 #
-# Cache (default: build/guest-cache/ARCH, or --cache DIR): the downloaded .deb,
-# its extraction, the depmod output and the extracted vmlinux. A second run
-# only rebuilds the two initramfs images (about a second).
+# Cache for --kernel debian (default: build/guest-cache/ARCH, or --cache DIR):
+# the downloaded .deb, its extraction, the depmod output and the extracted
+# vmlinux. A second run only rebuilds the two initramfs images (about a second).
 set -euo pipefail
 
 die() {
@@ -34,7 +46,7 @@ need() { # need COMMAND DEBIAN_PACKAGE
 }
 
 usage() {
-	echo "usage: $0 --arch x86_64|aarch64 --agent STATIC_AGENT --out DIR [--cache DIR] [--compress none|gzip|lz4]" >&2
+	echo "usage: $0 --arch x86_64|aarch64 --agent STATIC_AGENT --out DIR [--kernel source|debian] [--cache DIR] [--compress none|gzip|lz4]" >&2
 	exit 2
 }
 
@@ -42,6 +54,7 @@ ARCH=
 AGENT=
 OUT=
 CACHE=
+KSOURCE=${GUEST_KERNEL:-debian}
 # Measured on the TCG test machine (see the end of this file): an uncompressed
 # initramfs boots fastest; gzip/lz4 only save disk.
 COMPRESS=${RUNM_GUEST_COMPRESS:-none}
@@ -51,6 +64,7 @@ while [ $# -gt 0 ]; do
 	--agent) AGENT=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--cache) CACHE=$2; shift 2 ;;
+	--kernel) KSOURCE=$2; shift 2 ;;
 	--compress) COMPRESS=$2; shift 2 ;;
 	-h | --help) usage ;;
 	*) usage ;;
@@ -59,6 +73,7 @@ done
 [ -n "$ARCH" ] && [ -n "$AGENT" ] && [ -n "$OUT" ] || usage
 [ -f "$AGENT" ] || die "agent \`$AGENT\` not found: run \`make\` first"
 case "$COMPRESS" in none | gzip | lz4) ;; *) die "--compress: none, gzip or lz4" ;; esac
+case "$KSOURCE" in source | debian) ;; *) die "--kernel (GUEST_KERNEL): source or debian, not \`$KSOURCE\`" ;; esac
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
@@ -67,9 +82,12 @@ OUT=$(cd "$OUT" && pwd)
 mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 
-for c in apt-get:apt dpkg-deb:dpkg cpio:cpio depmod:kmod modprobe:kmod readelf:binutils; do
-	need "${c%%:*}" "${c#*:}"
-done
+need cpio cpio
+if [ "$KSOURCE" = debian ]; then
+	for c in apt-get:apt dpkg-deb:dpkg depmod:kmod modprobe:kmod readelf:binutils; do
+		need "${c%%:*}" "${c#*:}"
+	done
+fi
 
 # Modules the guest needs; their dependencies are added by modprobe in load
 # order. Only modules (=m) are listed: built-ins are reported as "builtin" by
@@ -99,6 +117,14 @@ esac
 NATIVE=0
 [ "$(uname -m)" = "$ARCH" ] && NATIVE=1
 
+# ---- the kernel ----
+if [ "$KSOURCE" = source ]; then
+	# Built (or found in the cache) by guest/kernel/build.sh; it says which.
+	KERNEL=$("$HERE/kernel/build.sh" --arch "$ARCH")
+	KREL=$(cat "$(dirname "$KERNEL")/kernel-release")
+	FLAVOUR="linux-source, $(basename "$(dirname "$KERNEL")")"
+	MODULES=
+else
 # ---- kernel package: download + extract once ----
 META=linux-image-$FLAVOUR
 # The meta package depends on the concrete one (linux-image-6.1.0-56-amd64).
@@ -203,6 +229,7 @@ else
 	# arm64 vmlinuz is a gzip'd Image, which QEMU's -kernel loads directly.
 	KERNEL=$VMLINUZ
 fi
+fi
 
 # ---- staging helpers ----
 STAGE=$(mktemp -d "$OUT/.stage.XXXXXX")
@@ -254,8 +281,9 @@ else
 	die "the $ARCH initramfs needs crun for $ARCH: build it on an $ARCH host"
 fi
 
-# Kernel modules, uncompressed, in load order.
-: >"$ROOT/etc/runm/modules"
+# Kernel modules, uncompressed, in load order (none with --kernel source: the
+# agent then finds no /etc/runm/modules and loads nothing).
+[ -z "$MODULES" ] || : >"$ROOT/etc/runm/modules"
 declare -A seen=()
 for m in $MODULES; do
 	out=$(modprobe -d "$MODROOT" -S "$KREL" --show-depends "$m" 2>&1) ||
@@ -288,4 +316,4 @@ if ! cmp -s "$KERNEL" "$OUT/vmlinuz" 2>/dev/null; then
 	mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
 fi
 echo "$KREL" >"$OUT/kernel-release"
-echo "guest/build.sh: $OUT: kernel $KREL ($FLAVOUR), initrd $(du -h "$OUT/initrd.img" | cut -f1) ($COMPRESS), $(wc -l <"$ROOT/etc/runm/modules") modules" >&2
+echo "guest/build.sh: $OUT: kernel $KREL ($FLAVOUR), initrd $(du -h "$OUT/initrd.img" | cut -f1) ($COMPRESS), $(cat "$ROOT/etc/runm/modules" 2>/dev/null | wc -l) modules" >&2
