@@ -316,6 +316,7 @@ static int boot(struct sandbox *sb, runm_error_t *err)
 int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_ready_fn ready,
 		  sandbox_exit_fn exited, void *data, struct sandbox **out, runm_error_t *err)
 {
+	const char *resolv;
 	cleanup_free char *kernel = NULL, *initrd = NULL;
 	cleanup_free struct vm_port *ports = NULL;
 	cleanup_close int netns_fd = -1, tap_fd = -1;
@@ -422,8 +423,8 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 		       : strcmp(accel, "hvf") == 0				 ? "hvf"
 										 : "tcg";
 	sb->timeout_ms = timeout;
-	if (sb->netns_fd >= 0 && dnsrelay_resolv_file(sp))
-		sb->resolv_file = xstrdup(dnsrelay_resolv_file(sp));
+	if (sb->netns_fd >= 0 && (resolv = dnsrelay_resolv_file(sp)) != NULL)
+		sb->resolv_file = xstrdup(resolv);
 	sb->ready_cb = ready;
 	sb->exit_cb = exited;
 	sb->data = data;

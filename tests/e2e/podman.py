@@ -44,6 +44,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 from lib import BIN, CmdError, log, run, test, wait_for  # noqa: E402,F401
+import docker  # noqa: E402
 from docker import rootfs_tarball, host_kernel  # noqa: E402
 from bundle import guest_kernel  # noqa: E402
 
@@ -89,48 +90,12 @@ runroot = "{t}/runroot"
 """
 
 
-def _procs():
-    me = os.getpid()
-    for d in os.listdir("/proc"):
-        if not d.isdigit() or int(d) == me:
-            continue
-        pid = int(d)
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                st = f.read().rsplit(")", 1)[1].split()
-            if st[0] == "Z":   # conmon's double fork leaves zombies to pid 1
-                continue
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except (OSError, IndexError):
-            continue
-        if cmd:
-            yield pid, int(st[1]), cmd
-
-
-def _netns_ino(pid):
-    try:
-        return os.stat("/proc/%d/ns/net" % pid).st_ino
-    except OSError:
-        return None
-
-
-def _cwd(pid):
-    try:
-        return os.readlink("/proc/%d/cwd" % pid)
-    except OSError:
-        return ""
-
-
-def _mounts_under(path):
-    path = path.rstrip("/") + "/"
-    res = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].encode().decode("unicode_escape")
-            if (mp + "/").startswith(path):
-                res.append(mp)
-    return res
+# The process and mount helpers of the Docker suite: conmon's double fork
+# leaves zombies to pid 1, which docker._procs already skips.
+_procs = docker._procs
+_netns_ino = docker._netns_ino
+_cwd = lib._proc_cwd
+_mounts_under = lib._mounts_under
 
 
 def _netavark_netns():
