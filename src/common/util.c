@@ -226,11 +226,22 @@ int mkdir_p(const char *path, mode_t mode, runm_error_t *err)
 	return 0;
 }
 
-static int rm_rf_at(int dirfd, const char *name, runm_error_t *err)
+/* The id of the mount fd is on, 0 if the kernel does not say (before 5.8). */
+static uint64_t mount_id(int fd)
+{
+	struct statx stx;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) < 0 || !(stx.stx_mask & STATX_MNT_ID))
+		return 0;
+	return stx.stx_mnt_id;
+}
+
+/* parent_mnt: the mount of the directory holding name, 0 = unknown. */
+static int rm_rf_at(int dirfd, const char *name, uint64_t parent_mnt, runm_error_t *err)
 {
 	int fd;
 	DIR *d;
 	struct dirent *de;
+	uint64_t mnt;
 
 	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
 		return 0;
@@ -239,6 +250,13 @@ static int rm_rf_at(int dirfd, const char *name, runm_error_t *err)
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return runm_error_make(err, errno, "open `%s`", name);
+	/* Never into a mount point below the top: it may be a host directory
+	 * bound there (a container's, for its VM) whose files are not ours. */
+	mnt = mount_id(fd);
+	if (parent_mnt && mnt && mnt != parent_mnt) {
+		close(fd);
+		return runm_error_make(err, EBUSY, "`%s` is a mount point: not removing what it holds", name);
+	}
 	d = fdopendir(fd);
 	if (d == NULL) {
 		close(fd);
@@ -247,7 +265,7 @@ static int rm_rf_at(int dirfd, const char *name, runm_error_t *err)
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (rm_rf_at(fd, de->d_name, err) < 0) {
+		if (rm_rf_at(fd, de->d_name, mnt, err) < 0) {
 			closedir(d);
 			return -1;
 		}
@@ -260,7 +278,7 @@ static int rm_rf_at(int dirfd, const char *name, runm_error_t *err)
 
 int rm_rf(const char *path, runm_error_t *err)
 {
-	return rm_rf_at(AT_FDCWD, path, err);
+	return rm_rf_at(AT_FDCWD, path, 0, err);
 }
 
 int set_nonblock(int fd, int on)

@@ -59,7 +59,8 @@ int read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *le
 /* Write a whole file atomically: write path.tmp, fsync-less rename. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode, runm_error_t *err);
 int mkdir_p(const char *path, mode_t mode, runm_error_t *err);
-/* Remove a directory tree (no symlink following). Missing is success. */
+/* Remove a directory tree (no symlink following; refuses to descend into a
+ * mount point below path). Missing is success. */
 int rm_rf(const char *path, runm_error_t *err);
 int set_nonblock(int fd, int on);
 int set_cloexec(int fd, int on);

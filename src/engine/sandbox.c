@@ -38,12 +38,13 @@ struct sandbox {
 	 * fails as KVM's is retried once under TCG (vm_kvm_fallback). */
 	struct vm_config vc;
 	char *kernel, *initrd;
-	struct vm_share *shares;
+	struct vm_share share;   /* the one share: shared_dir */
 	struct vm_port *ports;
-	char **staged;
 	int tap_fd;
 	unsigned timeout_ms;
 	bool retried;
+	char *shared_dir;        /* <state_dir>/shared, where containers are bound (stage.h) */
+	char **bound;            /* ids of the containers bound there */
 	char *resolv_file;       /* the container's bound /etc/resolv.conf, read at mirror time (dnsrelay.h) */
 	struct dnsrelay *dns;
 	sandbox_ready_fn ready_cb;
@@ -102,13 +103,9 @@ static void boot_release(struct sandbox *sb)
 {
 	free(sb->kernel);
 	free(sb->initrd);
-	free(sb->shares);
 	free(sb->ports);
-	strv_free(sb->staged);
 	sb->kernel = sb->initrd = NULL;
-	sb->shares = NULL;
 	sb->ports = NULL;
-	sb->staged = NULL;
 	close_and_reset(&sb->tap_fd);
 }
 
@@ -215,7 +212,12 @@ static void sandbox_destroy(struct sandbox *sb)
 	free(sb->mirrored);
 	close_and_reset(&sb->netns_fd);
 	vm_free(sb->vm);
-	stage_release_all(sb->state_dir); /* after the VMM, which held them open */
+	/* After the VMM, which held them open. */
+	for (size_t i = strv_len(sb->bound); i-- > 0;)
+		stage_container_release(sb->shared_dir, sb->bound[i]);
+	strv_free(sb->bound);
+	stage_release_all(sb->state_dir);
+	free(sb->shared_dir);
 	boot_release(sb);
 	free(sb->state_dir);
 	free(sb->guest_kernel);
@@ -320,8 +322,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	cleanup_free char *kernel = NULL, *initrd = NULL;
 	cleanup_free struct vm_port *ports = NULL;
 	cleanup_close int netns_fd = -1, tap_fd = -1;
-	cleanup_strv char **staged = NULL; /* directories of staged single files */
-	struct vm_share *shares;
+	cleanup_free char *shared_dir = NULL;
 	struct vm_config vc = { 0 };
 	struct sandbox *sb;
 	const struct spec *sp = cfg->spec;
@@ -338,7 +339,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	if (env_timeout && atoi(env_timeout) > 0)
 		timeout = (unsigned)atoi(env_timeout);
 	/* An explicit accelerator this host cannot run fails here, before
-	 * anything (a tap, a staged file) exists to be undone. */
+	 * anything (a tap, the shared dir) exists to be undone. */
 	accel = getenv("RUNM_ACCEL");
 	if ((accel == NULL || *accel == '\0') && cfg->accel == NULL) {
 		if (config_load(RUNM_CONFIG_DEFAULT, true, &rc, err) < 0)
@@ -359,33 +360,15 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 		if (tap_fd < 0)
 			return runm_error_wrap(err, "network namespace `%s`", sp->netns_path);
 	}
-	shares = xzalloc((sp->n_shares + 1) * sizeof(*shares));
-	/* A read-only rootfs is shared read-write all the same: crun makes the
-	 * mount points of the container's mounts in it (runc does so on the
-	 * host), then remounts it read-only for the container (root.readonly
-	 * stays in the guest's config). */
-	shares[0] = (struct vm_share){ .host_path = sp->rootfs, .tag = SANDBOX_ROOTFS_TAG, .readonly = false };
-	for (size_t i = 0; i < sp->n_shares; i++) {
-		const struct spec_share *sh = &sp->shares[i];
-		const char *host = sh->host_path;
-		if (sh->file) {
-			cleanup_free char *dir = NULL;
-			if (stage_file(cfg->state_dir, sh->tag, sh->host_path, sh->file, sh->readonly, &dir, err) < 0) {
-				stage_release_all(cfg->state_dir);
-				free(shares);
-				return -1;
-			}
-			strv_push(&staged, dir);
-			host = staged[strv_len(staged) - 1];
-		}
-		shares[i + 1] = (struct vm_share){ .host_path = host, .tag = sh->tag, .readonly = sh->readonly };
-	}
+	/* One share for the VM's whole life; containers are bound into it
+	 * later (sandbox_bind_container), the VM running or not. */
+	if (stage_shared_create(cfg->state_dir, &shared_dir, err) < 0)
+		return runm_error_wrap(err, "start VM for %s", cfg->id);
 	vc.kernel = kernel;
 	vc.initrd = initrd;
 	vc.mem_mib = cfg->mem_mib ? cfg->mem_mib : sp->mem_mib ? sp->mem_mib : cfg->default_mem_mib;
 	vc.vcpus = cfg->vcpus ? cfg->vcpus : sp->vcpus ? sp->vcpus : cfg->default_vcpus;
-	vc.shares = shares;
-	vc.n_shares = sp->n_shares + 1;
+	vc.n_shares = 1; /* vc.shares below, once the share outlives this call */
 	/* The spec can turn networking off (io.runm.network=none), not on. */
 	vc.network = cfg->network && sp->network;
 	if (sp->n_ports > 0) {
@@ -413,10 +396,11 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	sb->tap_fd = steal_fd(&tap_fd);
 	sb->kernel = steal_ptr(&kernel);
 	sb->initrd = steal_ptr(&initrd);
-	sb->shares = shares;
+	sb->shared_dir = steal_ptr(&shared_dir);
+	sb->share = (struct vm_share){ .host_path = sb->shared_dir, .tag = SANDBOX_SHARE_TAG, .readonly = false };
 	sb->ports = steal_ptr(&ports);
-	sb->staged = steal_ptr(&staged);
 	sb->vc = vc;
+	sb->vc.shares = &sb->share;
 	/* RUNM_ACCEL (vm_start reads it again) or the config's, as a static string. */
 	sb->vc.accel = accel == NULL || *accel == '\0' || strcmp(accel, "auto") == 0 ? "auto"
 		       : strcmp(accel, "kvm") == 0				 ? "kvm"
@@ -468,30 +452,67 @@ int sandbox_mirror_network(struct sandbox *sb, ttrpc_reply_fn cb, void *data, ru
 	return 1;
 }
 
-struct gone_call {
+int sandbox_bind_container(struct sandbox *sb, const char *id, const struct spec *sp, runm_error_t *err)
+{
+	for (size_t i = 0; i < strv_len(sb->bound); i++)
+		if (strcmp(sb->bound[i], id) == 0)
+			return runm_error_make(err, EEXIST, "container %s is already bound into its VM", id);
+	if (stage_container(sb->shared_dir, id, sp, err) < 0)
+		return runm_error_wrap(err, "share the filesystems of %s with its VM", id);
+	strv_push(&sb->bound, id);
+	return 0;
+}
+
+void sandbox_unbind_container(struct sandbox *sb, const char *id)
+{
+	size_t n = strv_len(sb->bound);
+
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(sb->bound[i], id) != 0)
+			continue;
+		stage_container_release(sb->shared_dir, id);
+		free(sb->bound[i]);
+		memmove(&sb->bound[i], &sb->bound[i + 1], (n - i) * sizeof(*sb->bound)); /* the NULL too */
+		return;
+	}
+}
+
+struct later_reply {
 	ttrpc_reply_fn cb;
 	void *data;
+	int code;
+	char *msg;
 };
 
-static void call_gone(struct loop *l, void *data)
+static void reply_later(struct loop *l, void *data)
 {
-	struct gone_call *g = data;
+	struct later_reply *g = data;
 	(void)l;
-	g->cb(g->data, TTRPC_UNAVAILABLE, "the VM is gone", NULL, 0);
+	g->cb(g->data, g->code, g->msg, NULL, 0);
+	free(g->msg);
 	free(g);
+}
+
+void sandbox_reply_later(struct sandbox *sb, ttrpc_reply_fn cb, void *data, int code, const char *msg)
+{
+	struct later_reply *g;
+
+	if (cb == NULL)
+		return;
+	g = xzalloc(sizeof(*g));
+	g->cb = cb;
+	g->data = data;
+	g->code = code;
+	g->msg = xstrdup(msg);
+	loop_defer(sb->loop, reply_later, g);
 }
 
 struct ttrpc_stream *sandbox_call(struct sandbox *sb, const char *method, const ProtobufCMessage *req,
 				  uint64_t timeout_ms, uint8_t flags, ttrpc_reply_fn cb, void *data)
 {
 	if (sb->conn == NULL || sb->stopped) {
-		if (cb == NULL)
-			return NULL;
 		/* Keep ttrpc's promise: the callback always runs, never re-entrantly. */
-		struct gone_call *g = xzalloc(sizeof(*g));
-		g->cb = cb;
-		g->data = data;
-		loop_defer(sb->loop, call_gone, g);
+		sandbox_reply_later(sb, cb, data, TTRPC_UNAVAILABLE, "the VM is gone");
 		return NULL;
 	}
 	return ttrpc_call(sb->conn, AGENT_SERVICE, method, req, timeout_ms, flags, cb, data);

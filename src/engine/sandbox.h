@@ -1,7 +1,9 @@
-/* sandbox.h - one container's VM with its agent on the line: boot the VM
- * (src/vm), wait for the agent's hello on the channel with a deadline, set
- * the guest clock, then hand out the ttrpc connection for agent calls.
- * Shared by the shim and the runm CLI. */
+/* sandbox.h - a VM with its agent on the line: boot the VM (src/vm) with
+ * its one shared directory, wait for the agent's hello on the channel with a
+ * deadline, set the guest clock, then hand out the ttrpc connection for
+ * agent calls; containers' filesystems are bound into the shared directory
+ * when they are created (late binding, stage.h). Shared by the shim and the
+ * runm CLI. */
 #ifndef RUNM_ENGINE_SANDBOX_H
 #define RUNM_ENGINE_SANDBOX_H
 
@@ -16,13 +18,15 @@
 /* How long a stop waits for the guest to power off when asked, before QMP
  * quit and SIGKILL. */
 #define SANDBOX_SHUTDOWN_GRACE_MS 1000
-/* 9p tag of the rootfs share (engine_create passes it to the agent). */
-#define SANDBOX_ROOTFS_TAG "rootfs"
+/* 9p tag of the VM's one share, <state_dir>/shared (stage.h); the agent
+ * mounts it once. Shown as the source of the container's mounts in its
+ * /proc/mounts: nothing that names runm. */
+#define SANDBOX_SHARE_TAG "shared"
 
 struct sandbox_config {
 	const char *id;        /* container id, for messages */
 	const char *state_dir; /* existing private directory for the VM's sockets and logs */
-	const struct spec *spec; /* rootfs and shares */
+	const struct spec *spec; /* the first container's: sizing, network, ports */
 	unsigned mem_mib;      /* 0 = spec's, else default_mem_mib */
 	unsigned vcpus;        /* 0 = spec's, else default_vcpus */
 	unsigned default_mem_mib; /* for a container without limits; 0 = VM_DEFAULT_MEM_MIB */
@@ -48,10 +52,22 @@ typedef void (*sandbox_exit_fn)(struct sandbox *sb, void *data);
 int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_ready_fn ready,
 		  sandbox_exit_fn exited, void *data, struct sandbox **out, runm_error_t *err);
 
+/* Bind container id's rootfs and bind-mount sources (sp's shares) into the
+ * VM's shared directory, at <id>/rootfs and <id>/<share tag> (stage.h), for
+ * the agent's Create; the VM may be running. Released by
+ * sandbox_unbind_container or when the sandbox goes. */
+int sandbox_bind_container(struct sandbox *sb, const char *id, const struct spec *sp, runm_error_t *err);
+/* Unmount and remove what sandbox_bind_container bound for id (after the
+ * agent deleted the container). A no-op for an id not bound. */
+void sandbox_unbind_container(struct sandbox *sb, const char *id);
+
 /* Call the agent (service runm.agent.v1.Agent). NULL-safe like ttrpc_call. */
 struct ttrpc_stream *sandbox_call(struct sandbox *sb, const char *method, const ProtobufCMessage *req,
 				  uint64_t timeout_ms, uint8_t flags, ttrpc_reply_fn cb, void *data);
 struct ttrpc_conn *sandbox_conn(const struct sandbox *sb);
+/* Run cb(data, code, msg) from the loop, never re-entrantly: a call that
+ * failed before it reached the agent. */
+void sandbox_reply_later(struct sandbox *sb, ttrpc_reply_fn cb, void *data, int code, const char *msg);
 /* When the spec names a network namespace (spec.netns_path), the VM's NIC
  * is a tap in it (engine/netns.h). Call this before the init process
  * starts: CNI may have configured the namespace only after Create (ctr

@@ -10,48 +10,196 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-int stage_file(const char *state_dir, const char *tag, const char *file, const char *name, bool readonly,
-	       char **dir, runm_error_t *err)
-{
-	cleanup_free char *d = xasprintf("%s/files/%s", state_dir, tag);
-	cleanup_free char *target = xasprintf("%s/%s", d, name);
-	cleanup_close int fd = -1;
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
 
-	if (mkdir_p(d, 0700, err) < 0)
-		return -1;
-	fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return runm_error_make(err, errno, "create `%s`", target);
-	if (mount(file, target, NULL, MS_BIND, NULL) < 0)
-		return runm_error_make(err, errno, "bind `%s` for the VM", file);
-	/* The 9p share is read-only too; this makes it so on the host as well. */
-	if (readonly && mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+int stage_shared_create(const char *state_dir, char **dir, runm_error_t *err)
+{
+	cleanup_free char *d = xasprintf("%s/" STAGE_SHARED, state_dir);
+
+	if (mkdir(d, 0700) < 0)
+		return runm_error_make(err, errno, "create `%s`", d);
+	/* A mount of its own, private: with a shared parent (systemd makes /
+	 * shared) every container's binds would otherwise show up in, and be
+	 * pinned by, the mount namespaces that are its peers. */
+	if (mount(d, d, NULL, MS_BIND, NULL) < 0 || mount(NULL, d, NULL, MS_PRIVATE, NULL) < 0) {
 		int e = errno;
-		umount2(target, MNT_DETACH);
-		return runm_error_make(err, e, "make `%s` read-only", target);
+		umount2(d, MNT_DETACH);
+		rmdir(d);
+		return runm_error_make(err, e, "make `%s` a private mount", d);
 	}
 	*dir = steal_ptr(&d);
 	return 0;
 }
 
-void stage_release_all(const char *state_dir)
+/* Read-only for the VMM as well as for the container. mount_setattr leaves
+ * the other flags (nosuid, nodev) alone and reaches the submounts of a
+ * recursive bind; before Linux 5.12 only the top is remounted. */
+static int make_readonly(const char *target, runm_error_t *err)
 {
-	cleanup_free char *root = xasprintf("%s/files/", state_dir);
-	cleanup_error runm_error_t err = NULL;
-	cleanup_file FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[4096];
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
 
-	/* Mount points are the 5th field; ours contain no characters that
-	 * mountinfo escapes (state dirs are ours to name). */
+	if (mount_setattr(AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof(attr)) == 0)
+		return 0;
+	if (errno == ENOSYS && mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) == 0)
+		return 0;
+	return runm_error_make(err, errno, "make `%s` read-only", target);
+}
+
+/* Bind src on target (an existing empty directory or file). A directory is
+ * bound recursively, as the 9p share of it used to serve its submounts too,
+ * and made a slave at once: unmounting our copy must never propagate back
+ * to the source's peers and take the host's own submounts with it. */
+static int bind_one(const char *src, const char *target, bool dir, bool ro, runm_error_t *err)
+{
+	if (mount(src, target, NULL, MS_BIND | (dir ? MS_REC : 0), NULL) < 0)
+		return runm_error_make(err, errno, "bind `%s` for the VM", src);
+	if (mount(NULL, target, NULL, MS_REC | MS_SLAVE, NULL) < 0) {
+		int e = errno;
+		umount2(target, MNT_DETACH);
+		return runm_error_make(err, e, "make the bind of `%s` a slave mount", src);
+	}
+	if (ro && make_readonly(target, err) < 0) {
+		umount2(target, MNT_DETACH);
+		return -1;
+	}
+	return 0;
+}
+
+static int stage_share(const char *cdir, const struct spec_share *sh, runm_error_t *err)
+{
+	cleanup_free char *d = xasprintf("%s/%s", cdir, sh->tag);
+	cleanup_free char *target = NULL;
+	cleanup_close int fd = -1;
+
+	if (mkdir(d, 0700) < 0)
+		return runm_error_make(err, errno, "create `%s`", d);
+	if (sh->file == NULL)
+		return bind_one(sh->host_path, d, true, sh->readonly, err);
+	target = xasprintf("%s/%s", d, sh->file);
+	fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return runm_error_make(err, errno, "create `%s`", target);
+	return bind_one(sh->host_path, target, false, sh->readonly, err);
+}
+
+int stage_container(const char *shared, const char *id, const struct spec *sp, runm_error_t *err)
+{
+	cleanup_free char *cdir = NULL, *rootfs = NULL;
+
+	if (id[0] == '\0' || id[0] == '.' || strchr(id, '/'))
+		return runm_error_make(err, EINVAL, "container id `%s` cannot name a directory", id);
+	cdir = xasprintf("%s/%s", shared, id);
+	rootfs = xasprintf("%s/" STAGE_ROOTFS, cdir);
+	if (mkdir(cdir, 0700) < 0)
+		return runm_error_make(err, errno, "create `%s`", cdir);
+	/* A read-only rootfs is bound read-write all the same: crun makes the
+	 * mount points of the container's mounts in it (runc does so on the
+	 * host), then remounts it read-only for the container (root.readonly
+	 * stays in the guest's config). */
+	if (mkdir(rootfs, 0755) < 0) {
+		runm_error_make(err, errno, "create `%s`", rootfs);
+		goto fail;
+	}
+	if (bind_one(sp->rootfs, rootfs, true, false, err) < 0)
+		goto fail;
+	for (size_t i = 0; i < sp->n_shares; i++)
+		if (stage_share(cdir, &sp->shares[i], err) < 0)
+			goto fail;
+	return 0;
+fail:
+	stage_container_release(shared, id);
+	return -1;
+}
+
+/* mountinfo's octal escapes (\040 for a space...) undone in place. */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+		    s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* Mount points at or under dir, in mountinfo's order (a parent before what
+ * is mounted on it). */
+static char **mounts_under(const char *dir)
+{
+	cleanup_file FILE *f = fopen("/proc/self/mountinfo", "re");
+	size_t n = strlen(dir);
+	char **res = NULL;
+	char line[8192];
+
 	while (f && fgets(line, sizeof(line), f)) {
 		char mp[4096];
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && strncmp(mp, root, strlen(root)) == 0 &&
-		    umount2(mp, MNT_DETACH) < 0)
-			log_warn("unmount `%s`: %s", mp, strerror(errno));
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		unescape(mp);
+		if (strncmp(mp, dir, n) == 0 && (mp[n] == '\0' || mp[n] == '/'))
+			strv_push(&res, mp);
 	}
-	root[strlen(root) - 1] = '\0';
-	if (access(root, F_OK) == 0 && rm_rf(root, &err) < 0)
+	return res;
+}
+
+/* Unmount everything at or under dir, the deepest first; a few passes, as a
+ * lazy unmount of a parent may leave a child listed until it went. */
+static void unmount_under(const char *dir)
+{
+	for (int pass = 0; pass < 8; pass++) {
+		cleanup_strv char **mps = mounts_under(dir);
+		size_t n = strv_len(mps);
+		if (n == 0)
+			return;
+		for (size_t i = n; i-- > 0;)
+			if (umount2(mps[i], MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+				log_warn("unmount `%s`: %s", mps[i], strerror(errno));
+	}
+	log_error("mounts left under `%s` after unmounting", dir);
+}
+
+/* Remove dir once nothing is mounted under it; refuse otherwise, so that no
+ * removal ever reaches into a host directory that is still bound there. */
+static void remove_unmounted(const char *dir)
+{
+	cleanup_strv char **left = mounts_under(dir);
+	cleanup_error runm_error_t err = NULL;
+
+	if (left) {
+		log_error("not removing `%s`: `%s` is still mounted", dir, left[0]);
+		return;
+	}
+	if (access(dir, F_OK) == 0 && rm_rf(dir, &err) < 0)
 		log_warn("%s", runm_error_msg(err));
+}
+
+void stage_container_release(const char *shared, const char *id)
+{
+	cleanup_free char *cdir = xasprintf("%s/%s", shared, id);
+
+	unmount_under(cdir);
+	remove_unmounted(cdir);
+}
+
+void stage_release_all(const char *state_dir)
+{
+	static const char *const dirs[] = { STAGE_SHARED, "files" };
+
+	/* After the VMM, which holds them open; the shared dir's own private
+	 * mount goes last (deepest first). */
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		cleanup_free char *d = xasprintf("%s/%s", state_dir, dirs[i]);
+		unmount_under(d);
+		remove_unmounted(d);
+	}
 }

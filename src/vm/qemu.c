@@ -338,7 +338,12 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 					       s->tag);
 		path = opt_escape(s->host_path);
 		push(&argv, "-fsdev");
-		push(&argv, "local,id=fs%zu,path=%s,security_model=none%s", i, path, s->readonly ? ",readonly=on" : "");
+		/* A share now spans several host filesystems (each container's
+		 * rootfs and bind sources are bound into it): multidevs=remap
+		 * keeps their inode numbers from colliding in the guest, where
+		 * 9p would take two files for one. */
+		push(&argv, "local,id=fs%zu,path=%s,security_model=none,multidevs=remap%s", i, path,
+		     s->readonly ? ",readonly=on" : "");
 		push(&argv, "-device");
 		push(&argv, "virtio-9p-%s,fsdev=fs%zu,mount_tag=%s", v, i, s->tag);
 	}
