@@ -8,6 +8,7 @@
 #include "dns.h"
 #include "net.h"
 #include "proc.h"
+#include "share.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "proto/pb.h"
@@ -29,12 +30,7 @@
 
 #define BUNDLE "/run/runm/bundle"
 #define SHARES "/run/runm/mounts"
-/* The VM's one share (tag "shared"), holding every container's rootfs and
- * bind-mount sources, which the host binds there at create (late binding). */
-#define SHARE_TAG "shared"
-#define SHARE_DIR "/run/runm/share"
 #define CRUN_TIMEOUT_MS 60000
-#define NINEP_OPTS "trans=virtio,version=9p2000.L,msize=262144,cache=mmap"
 
 static struct loop *svc_loop;
 static char *container_id; /* NULL until Create succeeded */
@@ -85,65 +81,6 @@ static void h_ping(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 static int valid_share_dest(const char *dest)
 {
 	return strncmp(dest, SHARES "/", strlen(SHARES) + 1) == 0 && strstr(dest, "..") == NULL;
-}
-
-/* Mount the VM's share once, at the first Create: a later Create, or one
- * retried after a failure, finds it there. */
-static int mount_the_share(runm_error_t *err)
-{
-	static bool mounted;
-
-	if (mounted)
-		return 0;
-	if (mkdir_p(SHARE_DIR, 0700, err) < 0)
-		return -1;
-	if (mount(SHARE_TAG, SHARE_DIR, "9p", 0, NINEP_OPTS) < 0 && errno != EBUSY)
-		return runm_error_make(err, errno, "mount the VM's share `%s` on " SHARE_DIR, SHARE_TAG);
-	mounted = true;
-	return 0;
-}
-
-/* A path from the host into the share: relative, every component a plain
- * name (no "", ".", ".."), and once resolved still inside the share (the
- * host could have put a symlink there). *out gets the resolved path. */
-static int share_path(const char *rel, char **out, runm_error_t *err)
-{
-	cleanup_free char *full = NULL, *real = NULL;
-
-	if (rel == NULL || rel[0] == '\0' || rel[0] == '/')
-		return runm_error_make(err, EINVAL, "share path `%s` is not relative", rel ? rel : "");
-	for (const char *p = rel, *e; *p; p = *e ? e + 1 : e) {
-		e = strchrnul(p, '/');
-		if (e == p || (e - p == 1 && p[0] == '.') || (e - p == 2 && p[0] == '.' && p[1] == '.'))
-			return runm_error_make(err, EINVAL, "share path `%s`: not a plain relative path", rel);
-	}
-	full = xasprintf(SHARE_DIR "/%s", rel);
-	real = realpath(full, NULL);
-	if (real == NULL)
-		return runm_error_make(err, errno, "share path `%s`", rel);
-	if (strncmp(real, SHARE_DIR "/", strlen(SHARE_DIR) + 1) != 0)
-		return runm_error_make(err, EINVAL, "share path `%s` leads out of the share", rel);
-	*out = steal_ptr(&real);
-	return 0;
-}
-
-/* Bind <share>/rel on dest, read-only if asked (the host's bind is too). */
-static int bind_from_share(const char *rel, const char *dest, bool ro, runm_error_t *err)
-{
-	cleanup_free char *src = NULL;
-
-	if (share_path(rel, &src, err) < 0)
-		return -1;
-	if (mkdir_p(dest, 0755, err) < 0)
-		return -1;
-	if (mount(src, dest, NULL, MS_BIND, NULL) < 0)
-		return runm_error_make(err, errno, "bind `%s` of the share on `%s`", rel, dest);
-	if (ro && mount(NULL, dest, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) {
-		int e = errno;
-		umount2(dest, MNT_DETACH);
-		return runm_error_make(err, e, "make `%s` read-only", dest);
-	}
-	return 0;
 }
 
 static int console_socket(char **path, runm_error_t *err)
@@ -257,7 +194,7 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 	 * where runc would show the host's name. */
 	if (sethostname(req->id, strnlen(req->id, 63)) < 0)
 		log_warn("sethostname: %s", strerror(errno));
-	if (mount_the_share(&err) < 0 || bind_from_share(req->rootfs_path, BUNDLE "/rootfs", false, &err) < 0)
+	if (share_mount(&err) < 0 || share_bind(req->rootfs_path, BUNDLE "/rootfs", false, &err) < 0)
 		return reply_err(s, TTRPC_INTERNAL, &err);
 	for (size_t i = 0; i < req->n_mounts; i++) {
 		Runm__Agent__V1__Mount *m = req->mounts[i];
@@ -266,7 +203,7 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 					  m->destination);
 			goto undo;
 		}
-		if (bind_from_share(m->path, m->destination, m->readonly, &err) < 0) {
+		if (share_bind(m->path, m->destination, m->readonly, &err) < 0) {
 			reply_err(s, TTRPC_INTERNAL, &err);
 			goto undo;
 		}

@@ -1,5 +1,6 @@
 /* spec.h - turn a host OCI bundle's config.json into what the guest runs:
- * the rootfs and every bind mount become 9p shares, host-only settings
+ * the rootfs and every bind mount become paths in the VM's one share
+ * (bound there at create: engine/stage.h), host-only settings
  * (hooks, LSM labels) are dropped, the container's resource limits size
  * its VM, and its annotations give the VM's network and published ports. A
  * network namespace given by path (CNI's, made by containerd, CRI or the
@@ -14,18 +15,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Guest directory under which the agent mounts the bind-mount shares. */
+/* Guest directory under which the agent binds the bind-mount sources. */
 #define SPEC_GUEST_SHARES "/run/runm/mounts"
 /* Memory the guest kernel and agent need on top of the container's limit. */
 #define SPEC_VM_OVERHEAD_MIB 96
 
 struct spec_share {
 	char *host_path;  /* directory shared from the host; for a file bind: the file */
-	char *file;       /* a file bind: its name, staged alone in a directory of its
-			   * own (sandbox.c) so the VM sees that file and nothing
+	char *file;       /* a file bind: its name, bound alone in a directory of its
+			   * own (stage.h) so the VM sees that file and nothing
 			   * beside it; NULL for a directory */
-	char *tag;        /* 9p tag */
-	char *guest_path; /* where the agent mounts it (under SPEC_GUEST_SHARES) */
+	char *tag;        /* "m0", "m1", ...: its directory in the container's part of the VM's share */
+	char *guest_path; /* where the agent binds it (under SPEC_GUEST_SHARES) */
 	char *destination; /* the mount's destination in the container (clean path), NULL if none */
 	bool readonly;
 };

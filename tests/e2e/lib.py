@@ -452,6 +452,12 @@ def _stray_procs(cd=None):
     return sorted(mine)
 
 
+def shim_state_dir(bundle):
+    """The shim's state dir of a bundle: /run/runm/shim/<sha256(bundle)[:20]>."""
+    import hashlib
+    return os.path.join("/run/runm/shim", hashlib.sha256(bundle.encode()).hexdigest()[:20])
+
+
 def leaks(cd=None, ids=()):
     """Human-readable leftovers: runm VMs (qemu-system) and shims of cd (or of
     anyone if cd is None), mounts under cd.tmp, entries left in the bundle dir,
@@ -473,6 +479,12 @@ def leaks(cd=None, ids=()):
                 s = os.path.join("/run/containerd/s", h)
                 if os.path.exists(s):
                     res.append("shim socket left for %s: %s" % (cid, s))
+                # the shim's state dir (src/shim/paths.c): the VM's shared dir
+                # and the binds in it must be gone with the container
+                sd = shim_state_dir(os.path.join(br, cid))
+                res += ["mount left for %s: %s" % (cid, m) for m in _mounts_under(sd)]
+                if os.path.exists(sd):
+                    res.append("shim state dir left for %s: %s" % (cid, sd))
     return res
 
 

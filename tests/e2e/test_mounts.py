@@ -2,8 +2,9 @@
 """test_mounts.py - bind mounts from config.json, end to end on real VMs,
 through the runm CLI and through containerd + ctr.
 
-Each bind source is a 9p share of its own (a file: a share of its parent
-directory, of which crun binds only the file). Checked here: writes land on
+Each VM has one 9p share (<state>/shared), into which the host bind-mounts
+the container's rootfs and bind sources at create (late binding; a file
+alone in a directory of its own). Checked here: writes land on
 the host with the writer's owner, read-only binds refuse writes, the container
 reaches nothing but what was bound (no sibling, no symlink out of the share,
 not the agent's /run/runm/mounts, not even after a chroot escape), single-file
@@ -299,14 +300,30 @@ def cli_single_file_bind():
         assert "/run/runm/mounts: unreachable" in r.stdout and MARKER not in r.stdout, r
 
 
+def mount_options(mp):
+    """The per-mount options (mountinfo's 6th field) of the mount on top at mp, or None."""
+    res = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4].encode().decode("unicode_escape") == mp:
+                res = fields[5].split(",")
+    return res
+
+
 @cli_test
-def cli_single_file_bind_shares_only_that_file_with_the_vm():
-    """The VM itself, not only the container, is given just the file: its
-    9p share is a staging directory holding that file alone (bind-mounted),
-    never the file's own directory; released when the container goes."""
+def cli_vm_shares_one_dir_with_the_binds_late():
+    """Late binding: the VM has one 9p share, <state>/shared, into which the
+    host bind-mounts the container's rootfs and bind sources at create. A
+    single file is bound alone in a directory of its own (never the file's
+    own directory); read-only binds are read-only on the host side too (the
+    VMM cannot write them); after delete nothing stays mounted under the
+    state dir."""
     with hostdir() as d:
         src = os.path.join(d, "share", "a.txt")
-        with Bundle(["sleep", "1000"], mounts=[bind(src, "/etc/a.txt", ro=True)]) as b:
+        ro_dir = os.path.join(d, "sibdir")
+        with Bundle(["sleep", "1000"], mounts=[bind(src, "/etc/a.txt", ro=True), bind(ro_dir, "/ro", ro=True),
+                                             bind(os.path.join(d, "share"), "/rw")]) as b:
             pidfile = os.path.join(b.path, "vmm.pid")
             with open(os.devnull, "wb") as null:
                 runm("run", "--detach", "--pid-file", pidfile, "--bundle", b.path, "fileshare",
@@ -314,13 +331,30 @@ def cli_single_file_bind_shares_only_that_file_with_the_vm():
             with open("/proc/%s/cmdline" % open(pidfile).read().strip(), "rb") as f:
                 args = f.read().decode().split("\0")
             paths = [a.split("path=", 1)[1].split(",")[0] for a in args if a.startswith("local,") and "path=" in a]
-            file_shares = [p for p in paths if "/files/" in p]
-            assert len(file_shares) == 1, paths
-            assert os.listdir(file_shares[0]) == ["a.txt"], os.listdir(file_shares[0])
-            assert os.path.join(d, "share") not in paths, paths
+            assert len(paths) == 1 and paths[0].endswith("/shared"), paths
+            shared = paths[0]
+            state = os.path.dirname(shared)
+            cdir = os.path.join(shared, "fileshare")
+            assert sorted(os.listdir(cdir)) == ["m0", "m1", "m2", "rootfs"], os.listdir(cdir)
+            assert os.listdir(os.path.join(cdir, "m0")) == ["a.txt"], os.listdir(os.path.join(cdir, "m0"))
+            # read-only on the host side: mountinfo says so, and writes get EROFS
+            for mp in (os.path.join(cdir, "m0", "a.txt"), os.path.join(cdir, "m1")):
+                opts = mount_options(mp)
+                assert opts and opts[0] == "ro", (mp, opts)
+            for target in (os.path.join(cdir, "m0", "a.txt"), os.path.join(cdir, "m1", "new")):
+                try:
+                    with open(target, "a") as f:
+                        f.write("x")
+                    raise AssertionError("host-side write to %s went through" % target)
+                except OSError as e:
+                    assert e.errno == 30, (target, e)  # EROFS
+            assert mount_options(os.path.join(cdir, "m2"))[0] == "rw"
+            assert mount_options(os.path.join(cdir, "rootfs"))[0] == "rw"  # crun makes mount points in it
             assert runm("exec", "fileshare", "cat", "/etc/a.txt").stdout == open(src).read()
+            assert runm("exec", "fileshare", "cat", "/ro/inner.txt").stdout == MARKER + "\n"
             runm("delete", "--force", "fileshare")
-            assert not host_mounts_under(os.path.dirname(os.path.dirname(file_shares[0]))), "staged mount left"
+            assert not host_mounts_under(state), "mounts left: %s" % host_mounts_under(state)
+            assert not os.path.exists(state), os.listdir(state)
 
 
 def assert_cli_clean(cid):
