@@ -357,6 +357,39 @@ def cli_vm_shares_one_dir_with_the_binds_late():
             assert not os.path.exists(state), os.listdir(state)
 
 
+@cli_test
+def cli_crash_leaves_nothing_mounted():
+    """The monitor and its VMM killed (a crash): `runm delete` unmounts what
+    was bound into the VM's shared dir (stage_release_all) before removing
+    the state dir, and the host's files are untouched."""
+    with hostdir() as d:
+        share = os.path.join(d, "share")
+        before = snapshot(d)
+        with Bundle(["sleep", "1000"], mounts=[bind(share, "/data", ro=True),
+                                             bind(os.path.join(share, "a.txt"), "/a.txt")]) as b:
+            pidfile = os.path.join(b.path, "vmm.pid")
+            with open(os.devnull, "wb") as null:
+                runm("run", "--detach", "--pid-file", pidfile, "--bundle", b.path, "crash1",
+                     stdout=null, stderr=null)
+            vmm = int(open(pidfile).read().strip())
+            with open("/proc/%d/cmdline" % vmm, "rb") as f:
+                args = f.read().decode().split("\0")
+            shared = [a.split("path=", 1)[1].split(",")[0] for a in args if a.startswith("local,")][0]
+            state = os.path.dirname(shared)
+            assert len(host_mounts_under(state)) >= 4, host_mounts_under(state)
+            with open("/proc/%d/stat" % vmm) as f:
+                monitor = int(f.read().rsplit(")", 1)[1].split()[1])
+            os.kill(monitor, 9)
+            os.kill(vmm, 9)
+            wait_for(lambda: not os.path.exists("/proc/%d" % vmm) or
+                     open("/proc/%d/stat" % vmm).read().rsplit(")", 1)[1].split()[0] == "Z", 30, "the VMM to die")
+            assert host_mounts_under(state), "nothing mounted before delete: the crash was not one"
+            runm("delete", "--force", "crash1", check=False)
+            assert not host_mounts_under(state), "mounts left: %s" % host_mounts_under(state)
+            assert not os.path.exists(state), os.listdir(state)
+        assert snapshot(d) == before
+
+
 def assert_cli_clean(cid):
     assert not cli_leaks(), cli_leaks()
     assert cid not in runm("list").stdout
