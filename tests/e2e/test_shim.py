@@ -207,7 +207,12 @@ def vmm_killed_mid_run(cd):
 @test
 def shim_killed_is_cleaned_up(cd):
     img = import_busybox(cd)
-    cd.ctr("run", "-d", "--runtime", RUNM, img, "sk", "sleep", "1000", timeout=120)
+    # with a read-only bind: it and the rootfs are bound into the VM's shared
+    # dir on the host, which the shim's `delete` must unmount (assert_no_leaks)
+    vol = os.path.join(cd.tmp, "sk-vol")
+    os.makedirs(vol, exist_ok=True)
+    cd.ctr("run", "-d", "--runtime", RUNM, "--mount", "type=bind,src=%s,dst=/vol,options=rbind:ro" % vol,
+           img, "sk", "sleep", "1000", timeout=120)
     wait_for(lambda: cd.tasks().get("sk") == "RUNNING", 20, "task sk running")
     os.kill(shim_pid(cd, "sk"), signal.SIGKILL)
     # containerd sees the shim's connection drop, runs `delete`, and the task is gone or stopped
