@@ -20,9 +20,10 @@ void proc_table_init(struct loop *loop)
 	proc_loop = loop;
 }
 
-struct proc *proc_new(const char *exec_id)
+struct proc *proc_new(const char *container_id, const char *exec_id)
 {
 	struct proc *p = xzalloc(sizeof(*p));
+	p->container_id = xstrdup(container_id);
 	p->exec_id = xstrdup(exec_id);
 	p->state = PROC_CREATED;
 	p->in_w = p->out_r[0] = p->out_r[1] = p->pty = -1;
@@ -33,10 +34,10 @@ struct proc *proc_new(const char *exec_id)
 	return p;
 }
 
-struct proc *proc_find(const char *exec_id)
+struct proc *proc_find(const char *container_id, const char *exec_id)
 {
 	for (struct proc *p = procs; p; p = p->next)
-		if (strcmp(p->exec_id, exec_id) == 0)
+		if (strcmp(p->container_id, container_id) == 0 && strcmp(p->exec_id, exec_id) == 0)
 			return p;
 	return NULL;
 }
@@ -110,14 +111,20 @@ void proc_remove(struct proc *p)
 	if (p->pty >= 0)
 		close(p->pty);
 	free(p->process_json);
+	free(p->container_id);
 	free(p->exec_id);
 	free(p);
 }
 
-void proc_remove_all(void)
+void proc_remove_container(const char *container_id)
 {
-	while (procs)
-		proc_remove(procs);
+	struct proc *p = procs;
+	while (p) {
+		struct proc *next = p->next;
+		if (strcmp(p->container_id, container_id) == 0)
+			proc_remove(p);
+		p = next;
+	}
 }
 
 int proc_make_pipes(struct proc *p, bool in, bool out, bool err, runm_error_t *error)

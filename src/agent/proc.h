@@ -1,4 +1,4 @@
-/* proc.h - the agent's processes (the container's init and its execs):
+/* proc.h - the agent's processes (each container's init and its execs):
  * their pids, exit statuses, parked waiters, and the pumping of their stdio
  * over the host's Stdio stream with the flow control of proto/stdio.h. */
 #ifndef RUNM_AGENT_PROC_H
@@ -14,7 +14,8 @@
 enum proc_state { PROC_CREATED = 1, PROC_RUNNING = 2, PROC_STOPPED = 3 };
 
 struct proc {
-	char *exec_id; /* "" = the container's init */
+	char *container_id; /* the container of the VM it belongs to */
+	char *exec_id;      /* "" = the container's init */
 	pid_t pid;
 	enum proc_state state;
 	int exit_status;
@@ -41,11 +42,12 @@ struct proc {
 };
 
 void proc_table_init(struct loop *loop);
-struct proc *proc_new(const char *exec_id);
-struct proc *proc_find(const char *exec_id);
+struct proc *proc_new(const char *container_id, const char *exec_id);
+struct proc *proc_find(const char *container_id, const char *exec_id);
 /* Remove and free: closes fds, answers parked waiters with an error. */
 void proc_remove(struct proc *p);
-void proc_remove_all(void);
+/* Every process of one container (its pid namespace went with its init). */
+void proc_remove_container(const char *container_id);
 
 /* Create pipes for the streams asked for (not for a terminal: crun makes the pty). */
 int proc_make_pipes(struct proc *p, bool in, bool out, bool err, runm_error_t *error);

@@ -1,14 +1,16 @@
-/* service.c - the agent's RPC handlers: one container per VM, driven through
- * crun; processes and stdio live in proc.c. Every request is untrusted:
+/* service.c - the agent's RPC handlers: the VM's containers (one, or a
+ * pod's: ctr.h) driven through crun; processes and stdio live in proc.c. Every request is untrusted:
  * undecodable payloads, unknown processes and out-of-order calls get an
  * error reply, never a crash. */
 #include "service.h"
 #include "boot.h"
 #include "crun.h"
+#include "ctr.h"
 #include "dns.h"
 #include "net.h"
 #include "proc.h"
 #include "share.h"
+#include "stats.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "proto/pb.h"
@@ -28,12 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BUNDLE "/run/runm/bundle"
 #define SHARES "/run/runm/mounts"
 #define CRUN_TIMEOUT_MS 60000
 
 static struct loop *svc_loop;
-static char *container_id; /* NULL until Create succeeded */
 static unsigned exec_seq;
 
 #define UNPACK_OR_FAIL(var, type, desc)                                                        \
@@ -50,11 +50,24 @@ static void reply_err(struct ttrpc_stream *s, int code, runm_error_t *err)
 	runm_error_release(err);
 }
 
-static struct proc *find_or_fail(struct ttrpc_stream *s, const char *exec_id)
+static struct ctr *ctr_or_fail(struct ttrpc_stream *s, const char *container_id)
 {
-	struct proc *p = container_id ? proc_find(exec_id ? exec_id : "") : NULL;
-	if (p == NULL)
-		ttrpc_reply_error(s, TTRPC_NOT_FOUND, "process `%s` not found", exec_id ? exec_id : "");
+	struct ctr *c = ctr_find(container_id);
+	if (c == NULL)
+		ttrpc_reply_error(s, TTRPC_NOT_FOUND, "container `%s` not found in this VM", container_id);
+	return c;
+}
+
+/* The process exec_id of container container_id (see agent.proto for ""). */
+static struct proc *find_or_fail(struct ttrpc_stream *s, const char *container_id, const char *exec_id,
+				 struct ctr **out)
+{
+	struct ctr *c = ctr_or_fail(s, container_id);
+	struct proc *p = c ? proc_find(c->id, exec_id) : NULL;
+	if (c && p == NULL)
+		ttrpc_reply_error(s, TTRPC_NOT_FOUND, "process `%s` of %s not found", exec_id, c->id);
+	if (out)
+		*out = c;
 	return p;
 }
 
@@ -178,72 +191,69 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 	UNPACK_OR_FAIL(req, Runm__Agent__V1__CreateRequest, runm__agent__v1__create_request__descriptor);
 	cleanup_error runm_error_t err = NULL;
 	Runm__Agent__V1__CreateResponse resp = RUNM__AGENT__V1__CREATE_RESPONSE__INIT;
-	struct proc *p;
+	cleanup_free char *rootfs = NULL, *config = NULL, *pidfile = NULL;
+	struct proc *p = NULL;
+	struct ctr *c;
 	(void)ctx;
 
-	if (container_id) {
-		ttrpc_reply_error(s, TTRPC_ALREADY_EXISTS, "container %s already exists in this VM", container_id);
-		return;
-	}
-	if (req->id == NULL || req->id[0] == '\0' || strchr(req->id, '/') || req->rootfs_path[0] == '\0') {
+	if (req->id == NULL || req->id[0] == '\0' || strchr(req->id, '/') || strcmp(req->id, ".") == 0 ||
+	    strcmp(req->id, "..") == 0 || strlen(req->id) > 255 || req->rootfs_path[0] == '\0') {
 		ttrpc_reply_error(s, TTRPC_INVALID_ARGUMENT, "create: container id and rootfs share are required");
 		return;
 	}
-	/* The VM is the container's host: a container without a hostname of
-	 * its own (a new UTS namespace inherits ours) is named after itself,
-	 * where runc would show the host's name. */
-	if (sethostname(req->id, strnlen(req->id, 63)) < 0)
+	if (ctr_find(req->id)) {
+		ttrpc_reply_error(s, TTRPC_ALREADY_EXISTS, "container %s already exists in this VM", req->id);
+		return;
+	}
+	/* The VM is the first container's host: a container without a hostname
+	 * of its own (a new UTS namespace inherits ours) is named after itself,
+	 * where runc would show the host's name. A pod's sandbox sets its own. */
+	if (ctr_count() == 0 && sethostname(req->id, strnlen(req->id, 63)) < 0)
 		log_warn("sethostname: %s", strerror(errno));
-	if (share_mount(&err) < 0 || share_bind(req->rootfs_path, BUNDLE "/rootfs", false, &err) < 0)
-		return reply_err(s, TTRPC_INTERNAL, &err);
+	c = ctr_new(req->id);
+	rootfs = xasprintf("%s/rootfs", c->bundle);
+	config = xasprintf("%s/config.json", c->bundle);
+	pidfile = xasprintf("%s/init.pid", c->bundle);
+	if (share_mount(&err) < 0 || share_bind(req->rootfs_path, rootfs, false, &err) < 0)
+		goto fail;
 	for (size_t i = 0; i < req->n_mounts; i++) {
 		Runm__Agent__V1__Mount *m = req->mounts[i];
 		if (!valid_share_dest(m->destination)) {
-			ttrpc_reply_error(s, TTRPC_INVALID_ARGUMENT, "share destination `%s` outside " SHARES,
-					  m->destination);
-			goto undo;
+			runm_error_make(&err, EINVAL, "share destination `%s` outside " SHARES, m->destination);
+			goto fail;
 		}
-		if (share_bind(m->path, m->destination, m->readonly, &err) < 0) {
-			reply_err(s, TTRPC_INTERNAL, &err);
-			goto undo;
-		}
+		strv_push(&c->mounts, m->destination); /* before the bind: a failed one is undone too */
+		if (share_bind(m->path, m->destination, m->readonly, &err) < 0)
+			goto fail;
 	}
 	{
 		/* With network, the container gets the VM's resolv.conf and hosts (net.h). */
 		size_t n = req->config_json.len;
-		cleanup_free char *cfg = net_container_config((const char *)req->config_json.data, n,
-								BUNDLE "/rootfs", &n);
-		if (write_file_atomic(BUNDLE "/config.json", cfg ? (const void *)cfg : req->config_json.data, n, 0600,
-				      &err) < 0) {
-			reply_err(s, TTRPC_INTERNAL, &err);
-			goto undo;
-		}
+		cleanup_free char *cfg = net_container_config((const char *)req->config_json.data, n, rootfs, &n);
+		if (write_file_atomic(config, cfg ? (const void *)cfg : req->config_json.data, n, 0600, &err) < 0)
+			goto fail;
 	}
-	p = proc_new("");
+	p = proc_new(c->id, "");
 	p->terminal = req->terminal;
 	if (!req->terminal && proc_make_pipes(p, req->stdin, req->stdout, req->stderr, &err) < 0)
-		goto fail_proc;
+		goto fail;
 	{
 		/* The guest's root is the initramfs, where pivot_root(2) fails
 		 * (EINVAL): crun moves the rootfs and chroots instead. The VM,
 		 * not the mount namespace, is the isolation boundary here. */
-		const char *args[] = { "create", "--no-pivot", "--bundle", BUNDLE, req->id };
-		if (crun_spawn(p, args, ARRAY_SIZE(args), "/run/runm/init.pid", &err) < 0)
-			goto fail_proc;
+		const char *args[] = { "create", "--no-pivot", "--bundle", c->bundle, c->id };
+		if (crun_spawn(p, args, ARRAY_SIZE(args), pidfile, &err) < 0)
+			goto fail;
 	}
-	container_id = xstrdup(req->id);
 	resp.pid = (uint32_t)p->pid;
-	log_info("created container %s, init pid %d", container_id, p->pid);
+	log_info("created container %s, init pid %d (%zu in this VM)", c->id, p->pid, ctr_count());
 	ttrpc_reply(s, &resp.base);
 	return;
-fail_proc:
-	proc_remove(p);
-	reply_err(s, TTRPC_INTERNAL, &err);
-undo:
-	umount2(BUNDLE "/rootfs", MNT_DETACH);
-	for (size_t i = 0; i < req->n_mounts; i++)
-		if (valid_share_dest(req->mounts[i]->destination))
-			umount2(req->mounts[i]->destination, MNT_DETACH);
+fail:
+	if (p)
+		proc_remove(p);
+	ctr_remove(c);
+	reply_err(s, err && err->status == EINVAL ? TTRPC_INVALID_ARGUMENT : TTRPC_INTERNAL, &err);
 }
 
 static void h_start(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
@@ -251,7 +261,8 @@ static void h_start(struct ttrpc_stream *s, const uint8_t *payload, size_t len, 
 	UNPACK_OR_FAIL(req, Runm__Agent__V1__StartRequest, runm__agent__v1__start_request__descriptor);
 	cleanup_error runm_error_t err = NULL;
 	Runm__Agent__V1__StartResponse resp = RUNM__AGENT__V1__START_RESPONSE__INIT;
-	struct proc *p = find_or_fail(s, req->exec_id);
+	struct ctr *c;
+	struct proc *p = find_or_fail(s, req->container_id, req->exec_id, &c);
 	(void)ctx;
 
 	if (p == NULL)
@@ -261,13 +272,13 @@ static void h_start(struct ttrpc_stream *s, const uint8_t *payload, size_t len, 
 		return;
 	}
 	if (p->exec_id[0] == '\0') {
-		const char *args[] = { "start", container_id, NULL };
+		const char *args[] = { "start", c->id, NULL };
 		if (crun_run(args, (int[3]){ -1, -1, -1 }, CRUN_TIMEOUT_MS, &err) < 0)
 			return reply_err(s, TTRPC_INTERNAL, &err);
 	} else {
 		cleanup_free char *spec = xasprintf("/run/runm/exec-%u.json", ++exec_seq);
 		cleanup_free char *pidf = xasprintf("/run/runm/exec-%u.pid", exec_seq);
-		const char *args[] = { "exec", "--detach", "--process", spec, container_id };
+		const char *args[] = { "exec", "--detach", "--process", spec, c->id };
 		int r;
 		if (write_file_atomic(spec, p->process_json, strlen(p->process_json), 0600, &err) < 0)
 			return reply_err(s, TTRPC_INTERNAL, &err);
@@ -288,18 +299,17 @@ static void h_exec(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 {
 	UNPACK_OR_FAIL(req, Runm__Agent__V1__ExecRequest, runm__agent__v1__exec_request__descriptor);
 	cleanup_error runm_error_t err = NULL;
+	struct ctr *c = ctr_or_fail(s, req->container_id);
 	struct proc *p;
 	(void)ctx;
 
-	if (container_id == NULL) {
-		ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "exec: no container");
+	if (c == NULL)
+		return;
+	if (req->exec_id[0] == '\0' || proc_find(c->id, req->exec_id)) {
+		ttrpc_reply_error(s, TTRPC_ALREADY_EXISTS, "exec id `%s` already in use in %s", req->exec_id, c->id);
 		return;
 	}
-	if (req->exec_id[0] == '\0' || proc_find(req->exec_id)) {
-		ttrpc_reply_error(s, TTRPC_ALREADY_EXISTS, "exec id `%s` already in use", req->exec_id);
-		return;
-	}
-	p = proc_new(req->exec_id);
+	p = proc_new(c->id, req->exec_id);
 	p->terminal = req->terminal;
 	p->process_json = xstrndup((const char *)req->process_json.data, req->process_json.len);
 	if (!req->terminal && proc_make_pipes(p, req->stdin, req->stdout, req->stderr, &err) < 0) {
@@ -313,7 +323,8 @@ static void h_signal(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 {
 	UNPACK_OR_FAIL(req, Runm__Agent__V1__SignalRequest, runm__agent__v1__signal_request__descriptor);
 	cleanup_error runm_error_t err = NULL;
-	struct proc *p = find_or_fail(s, req->exec_id);
+	struct ctr *c;
+	struct proc *p = find_or_fail(s, req->container_id, req->exec_id, &c);
 	(void)ctx;
 
 	if (p == NULL)
@@ -328,7 +339,7 @@ static void h_signal(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 	}
 	if (req->all && p->exec_id[0] == '\0') {
 		cleanup_free char *sig = xasprintf("%u", req->signal);
-		const char *args[] = { "kill", "--all", container_id, sig, NULL };
+		const char *args[] = { "kill", "--all", c->id, sig, NULL };
 		if (crun_run(args, (int[3]){ -1, -1, -1 }, CRUN_TIMEOUT_MS, &err) < 0)
 			return reply_err(s, TTRPC_INTERNAL, &err);
 	} else if (kill(p->pid, (int)req->signal) < 0) {
@@ -341,7 +352,7 @@ static void h_signal(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 static void h_wait(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
 	UNPACK_OR_FAIL(req, Runm__Agent__V1__WaitRequest, runm__agent__v1__wait_request__descriptor);
-	struct proc *p = find_or_fail(s, req->exec_id);
+	struct proc *p = find_or_fail(s, req->container_id, req->exec_id, NULL);
 	(void)ctx;
 	if (p)
 		proc_add_waiter(p, s);
@@ -350,7 +361,7 @@ static void h_wait(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 static void h_resize(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
 	UNPACK_OR_FAIL(req, Runm__Agent__V1__ResizeRequest, runm__agent__v1__resize_request__descriptor);
-	struct proc *p = find_or_fail(s, req->exec_id);
+	struct proc *p = find_or_fail(s, req->container_id, req->exec_id, NULL);
 	struct winsize ws = { 0 };
 	(void)ctx;
 
@@ -372,7 +383,7 @@ static void h_resize(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 static void h_close_stdin(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
 	UNPACK_OR_FAIL(req, Runm__Agent__V1__CloseStdinRequest, runm__agent__v1__close_stdin_request__descriptor);
-	struct proc *p = find_or_fail(s, req->exec_id);
+	struct proc *p = find_or_fail(s, req->container_id, req->exec_id, NULL);
 	(void)ctx;
 	if (p == NULL)
 		return;
@@ -383,7 +394,7 @@ static void h_close_stdin(struct ttrpc_stream *s, const uint8_t *payload, size_t
 static void h_stdio(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
 	UNPACK_OR_FAIL(req, Runm__Agent__V1__StdioRequest, runm__agent__v1__stdio_request__descriptor);
-	struct proc *p = find_or_fail(s, req->exec_id);
+	struct proc *p = find_or_fail(s, req->container_id, req->exec_id, NULL);
 	(void)ctx;
 	if (p)
 		proc_attach_stdio(p, s);
@@ -393,7 +404,7 @@ static void h_state(struct ttrpc_stream *s, const uint8_t *payload, size_t len, 
 {
 	UNPACK_OR_FAIL(req, Runm__Agent__V1__StateRequest, runm__agent__v1__state_request__descriptor);
 	Runm__Agent__V1__StateResponse resp = RUNM__AGENT__V1__STATE_RESPONSE__INIT;
-	struct proc *p = find_or_fail(s, req->exec_id);
+	struct proc *p = find_or_fail(s, req->container_id, req->exec_id, NULL);
 	(void)ctx;
 	if (p == NULL)
 		return;
@@ -405,31 +416,29 @@ static void h_state(struct ttrpc_stream *s, const uint8_t *payload, size_t len, 
 
 static void h_pids(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__ContainerRequest, runm__agent__v1__container_request__descriptor);
 	cleanup_error runm_error_t err = NULL;
+	struct ctr *c = ctr_or_fail(s, req->container_id);
 	cleanup_free char *out = NULL;
 	Runm__Agent__V1__PidsResponse resp = RUNM__AGENT__V1__PIDS_RESPONSE__INIT;
 	Runm__Agent__V1__ProcessInfo infos[256], *ptrs[256];
 	char comms[256][32];
-	const char *args[] = { "ps", "--format", "json", container_id, NULL };
-	(void)payload;
-	(void)len;
+	const char *args[] = { "ps", "--format", "json", c ? c->id : "", NULL };
 	(void)ctx;
 
-	if (container_id == NULL) {
-		ttrpc_reply_error(s, TTRPC_NOT_FOUND, "no container");
+	if (c == NULL)
 		return;
-	}
 	if (crun_output(args, 1 << 20, &out, CRUN_TIMEOUT_MS, &err) < 0)
 		return reply_err(s, TTRPC_INTERNAL, &err);
 	/* crun prints a JSON array of pids: pick the numbers out. */
-	for (char *c = out; *c && resp.n_processes < ARRAY_SIZE(infos);) {
+	for (char *q = out; *q && resp.n_processes < ARRAY_SIZE(infos);) {
 		char *end;
-		long pid = strtol(c, &end, 10);
-		if (end == c) {
-			c++;
+		long pid = strtol(q, &end, 10);
+		if (end == q) {
+			q++;
 			continue;
 		}
-		c = end;
+		q = end;
 		{
 			size_t i = resp.n_processes++;
 			cleanup_free char *path = xasprintf("/proc/%ld/comm", pid);
@@ -447,34 +456,17 @@ static void h_pids(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 	ttrpc_reply(s, &resp.base);
 }
 
-static uint64_t meminfo_kib(const char *text, const char *key)
-{
-	const char *p = strstr(text, key);
-	return p ? strtoull(p + strlen(key), NULL, 10) : 0;
-}
-
 static void h_stats(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__ContainerRequest, runm__agent__v1__container_request__descriptor);
 	Runm__Agent__V1__StatsResponse resp = RUNM__AGENT__V1__STATS_RESPONSE__INIT;
-	cleanup_free char *mem = NULL, *stat = NULL;
-	(void)payload;
-	(void)len;
+	struct ctr *c = ctr_or_fail(s, req->container_id);
+	struct proc *init = c ? proc_find(c->id, "") : NULL;
 	(void)ctx;
 
-	/* The VM is the container's sandbox: its figures are the container's. */
-	if (read_file_at(AT_FDCWD, "/proc/meminfo", 1 << 16, &mem, NULL, NULL) == 0) {
-		uint64_t total = meminfo_kib(mem, "MemTotal:"), avail = meminfo_kib(mem, "MemAvailable:");
-		resp.memory_limit_bytes = total * 1024;
-		resp.memory_usage_bytes = (total - (avail < total ? avail : total)) * 1024;
-	}
-	if (read_file_at(AT_FDCWD, "/proc/stat", 1 << 16, &stat, NULL, NULL) == 0) {
-		unsigned long long v[8] = { 0 };
-		sscanf(stat, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-		       &v[6], &v[7]);
-		/* Busy ticks (all but idle and iowait), USER_HZ = 100. */
-		resp.cpu_usage_ns = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) * 10000000ull;
-	}
-	resp.pids = 0;
+	if (c == NULL)
+		return;
+	stats_collect(init && init->state != PROC_STOPPED ? init->pid : 0, &resp);
 	ttrpc_reply(s, &resp.base);
 }
 
@@ -482,7 +474,8 @@ static void h_delete(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 {
 	UNPACK_OR_FAIL(req, Runm__Agent__V1__DeleteRequest, runm__agent__v1__delete_request__descriptor);
 	cleanup_error runm_error_t err = NULL;
-	struct proc *p = find_or_fail(s, req->exec_id);
+	struct ctr *c;
+	struct proc *p = find_or_fail(s, req->container_id, req->exec_id, &c);
 	(void)ctx;
 
 	if (p == NULL)
@@ -492,14 +485,13 @@ static void h_delete(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 		return;
 	}
 	if (p->exec_id[0] == '\0') {
-		const char *args[] = { "delete", "--force", container_id, NULL };
+		const char *args[] = { "delete", "--force", c->id, NULL };
 		if (crun_run(args, (int[3]){ -1, -1, -1 }, CRUN_TIMEOUT_MS, &err) < 0)
 			log_warn("%s", runm_error_msg(err));
-		umount2(BUNDLE "/rootfs", MNT_DETACH);
-		free(container_id);
-		container_id = NULL;
-		/* The execs went with the container's pid namespace. */
-		proc_remove_all();
+		log_info("deleted container %s", c->id);
+		/* The execs went with the container's pid namespace (or its cgroup). */
+		proc_remove_container(c->id);
+		ctr_remove(c);
 	} else {
 		proc_remove(p);
 	}

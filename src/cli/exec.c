@@ -339,7 +339,7 @@ int cmd_exec(const struct cli *cli, int argc, char **argv)
 		runm_error_wrap(&err, "exec failed");
 		goto out;
 	}
-	c = relay_start_conn(x.s->loop, x.s->conn, x.exec_id, fds[0], fds[1], fds[2], on_relay_done, &x, &x.relay,
+	c = relay_start_conn(x.s->loop, x.s->conn, "", x.exec_id, fds[0], fds[1], fds[2], on_relay_done, &x, &x.relay,
 			     &err);
 	fds[0] = fds[1] = fds[2] = -1; /* the relay's now, or closed by it on failure */
 	if (c < 0)

@@ -277,7 +277,7 @@ static void on_create(void *data, int code, const char *msg, const uint8_t *payl
 	}
 	write_state(m, "created");
 	if (stdio_fds(m, fds, &err) < 0 ||
-	    relay_start(m->loop, m->sb, "", fds[0], fds[1], fds[2], on_relay_done, m, &m->relay, &err) < 0)
+	    relay_start(m->loop, m->sb, "", "", fds[0], fds[1], fds[2], on_relay_done, m, &m->relay, &err) < 0)
 		return fail(m, &err); /* relay_start closed the fds */
 	set_raw(m);
 	m->created = true;
@@ -553,7 +553,7 @@ static int monitor_main(const struct cli *cli, int argc, char **argv, bool creat
 		return cli_fail("invalid container id `%s`: use letters, digits, '_', '.' and '-'", m.id);
 	if (realpath(bundle, bundle_abs) == NULL)
 		return cli_fail("bundle `%s`: %s", bundle, strerror(errno));
-	if (config_load(RUNM_CONFIG_DEFAULT, true, &rc, &err) < 0 || spec_load(bundle_abs, &m.spec, &err) < 0 ||
+	if (config_load(RUNM_CONFIG_DEFAULT, true, &rc, &err) < 0 || spec_load(m.id, bundle_abs, &m.spec, &err) < 0 ||
 	    (create && check_create(&m, &err) < 0)) {
 		spec_release(&m.spec);
 		return cli_fail("%s", runm_error_msg(err));

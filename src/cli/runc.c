@@ -146,7 +146,7 @@ int cmd_events(const struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = { { "stats", no_argument, NULL, 's' },
 					      { "interval", required_argument, NULL, 'i' },
 					      { NULL, 0, NULL, 0 } };
-	Runm__Agent__V1__Empty req = RUNM__AGENT__V1__EMPTY__INIT;
+	Runm__Agent__V1__ContainerRequest req = RUNM__AGENT__V1__CONTAINER_REQUEST__INIT; /* "": the VM's one container */
 	struct session *s = NULL;
 	struct cli_state st;
 	bool once = false;

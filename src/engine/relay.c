@@ -26,7 +26,7 @@ struct relay_out {
 struct relay {
 	struct loop *loop;
 	struct ttrpc_stream *s; /* the Stdio call, NULL once answered */
-	char *exec_id;
+	char *container_id, *exec_id;
 
 	int in;
 	bool in_pollable;
@@ -273,13 +273,14 @@ static int watch(struct relay *r, int fd, loop_fd_cb cb, struct loop_watch **w, 
 	return runm_error_make(err, werr ? werr->status : 0, "watch stdio fd %d: %s", fd, runm_error_msg(werr));
 }
 
-static int start(struct loop *loop, struct sandbox *sb, struct ttrpc_conn *conn, const char *exec_id, int in,
-		 int out, int err_fd, relay_done_fn done, void *data, struct relay **out_relay, runm_error_t *err)
+static int start(struct loop *loop, struct sandbox *sb, struct ttrpc_conn *conn, const char *container_id,
+		 const char *exec_id, int in, int out, int err_fd, relay_done_fn done, void *data, struct relay **out_relay, runm_error_t *err)
 {
 	Runm__Agent__V1__StdioRequest req = RUNM__AGENT__V1__STDIO_REQUEST__INIT;
 	struct relay *r = xzalloc(sizeof(*r));
 
 	r->loop = loop;
+	r->container_id = xstrdup(container_id ? container_id : "");
 	r->exec_id = xstrdup(exec_id);
 	r->done = done;
 	r->data = data;
@@ -302,6 +303,7 @@ static int start(struct loop *loop, struct sandbox *sb, struct ttrpc_conn *conn,
 	}
 
 	req.exec_id = r->exec_id;
+	req.container_id = r->container_id;
 	/* A deferred failure would reach a relay its caller freed on our error. */
 	if (sb != NULL ? sandbox_conn(sb) == NULL : conn == NULL) {
 		runm_error_make(err, 0, "the VM is gone");
@@ -324,16 +326,18 @@ fail:
 	return -1;
 }
 
-int relay_start(struct loop *loop, struct sandbox *sb, const char *exec_id, int in, int out, int err_fd,
+int relay_start(struct loop *loop, struct sandbox *sb, const char *container_id, const char *exec_id, int in,
+		int out, int err_fd,
 		relay_done_fn done, void *data, struct relay **out_relay, runm_error_t *err)
 {
-	return start(loop, sb, NULL, exec_id, in, out, err_fd, done, data, out_relay, err);
+	return start(loop, sb, NULL, container_id, exec_id, in, out, err_fd, done, data, out_relay, err);
 }
 
-int relay_start_conn(struct loop *loop, struct ttrpc_conn *conn, const char *exec_id, int in, int out, int err_fd,
+int relay_start_conn(struct loop *loop, struct ttrpc_conn *conn, const char *container_id, const char *exec_id,
+		     int in, int out, int err_fd,
 		     relay_done_fn done, void *data, struct relay **out_relay, runm_error_t *err)
 {
-	return start(loop, NULL, conn, exec_id, in, out, err_fd, done, data, out_relay, err);
+	return start(loop, NULL, conn, container_id, exec_id, in, out, err_fd, done, data, out_relay, err);
 }
 
 void relay_close_stdin(struct relay *r)
@@ -358,6 +362,7 @@ void relay_free(struct relay *r)
 	for (int i = 0; i < 2; i++)
 		close_out(r, i);
 	runm_error_release(&r->guest_err);
+	free(r->container_id);
 	free(r->exec_id);
 	free(r);
 }

@@ -19,17 +19,18 @@ struct relay;
  * still owned by the caller: relay_free it (also from inside `done`). */
 typedef void (*relay_done_fn)(struct relay *r, runm_error_t *err, void *data);
 
-/* Attach to exec_id's stdio ("" = init). in/out/err are host fds or -1; the
+/* Attach to the stdio of process exec_id ("" = init) of container
+ * container_id of the VM ("" = its first container). in/out/err are host fds or -1; the
  * relay takes ownership of them (closing out/err signals EOF to the reader).
  * The same fd may be passed as out and err (a tty): it is closed once.
  * Call before Start so no output is lost. */
-int relay_start(struct loop *loop, struct sandbox *sb, const char *exec_id, int in, int out, int err_fd,
+int relay_start(struct loop *loop, struct sandbox *sb, const char *container_id, const char *exec_id, int in, int out, int err_fd,
 		relay_done_fn done, void *data, struct relay **out_relay, runm_error_t *err);
 
 /* The same over any connection that speaks the agent API (the runm CLI
  * reaches a running container's agent through its monitor's socket). conn
  * must be open. */
-int relay_start_conn(struct loop *loop, struct ttrpc_conn *conn, const char *exec_id, int in, int out, int err_fd,
+int relay_start_conn(struct loop *loop, struct ttrpc_conn *conn, const char *container_id, const char *exec_id, int in, int out, int err_fd,
 		     relay_done_fn done, void *data, struct relay **out_relay, runm_error_t *err);
 
 /* Stop reading host stdin and send EOF to the guest (containerd CloseIO). */

@@ -51,7 +51,7 @@ static void add_share(struct spec *s, const char *host, const char *file, const 
 	sh->file = file ? xstrdup(file) : NULL;
 	sh->destination = dest ? clean_path(dest) : NULL;
 	sh->tag = xasprintf("m%zu", s->n_shares);
-	sh->guest_path = xasprintf(SPEC_GUEST_SHARES "/%s", sh->tag);
+	sh->guest_path = xasprintf(SPEC_GUEST_SHARES "/%s/%s", s->id, sh->tag); /* one dir per container of a pod */
 	sh->readonly = ro;
 	s->n_shares++;
 }
@@ -197,8 +197,16 @@ static int rewrite_namespaces(json_object *linux_, struct spec *s, runm_error_t 
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(ns, i);
 		json_object *type = get_typed(e, "type", json_type_string);
+		json_object *path = NULL;
 		if (type == NULL || strcmp(json_object_get_string(type), "network") == 0)
 			continue;
+		if (json_object_object_get_ex(e, "path", &path) && json_object_is_type(path, json_type_string) &&
+		    json_object_get_string(path)[0] != '\0') {
+			const char *t = json_object_get_string(type);
+			s->pod_ns |= strcmp(t, "ipc") == 0 ? SPEC_NS_IPC :
+				     strcmp(t, "uts") == 0 ? SPEC_NS_UTS :
+				     strcmp(t, "pid") == 0 ? SPEC_NS_PID : 0;
+		}
 		json_object_object_del(e, "path");
 		json_object_array_add(kept, json_object_get(e));
 	}
@@ -387,6 +395,25 @@ static int get_annotation(json_object *ann, const char *key, const char **out, r
 	return 0;
 }
 
+/* CRI's grouping (spec.h): only a "container" names a sandbox to join. */
+static int read_pod(json_object *root, struct spec *s, runm_error_t *err)
+{
+	json_object *ann = get_typed(root, "annotations", json_type_object);
+	const char *type, *sandbox;
+
+	if (get_annotation(ann, SPEC_ANN_CRI_TYPE, &type, err) < 0 ||
+	    get_annotation(ann, SPEC_ANN_CRI_SANDBOX, &sandbox, err) < 0)
+		return -1;
+	if (type == NULL || strcmp(type, "container") != 0)
+		return 0;
+	if (sandbox == NULL || sandbox[0] == '\0' || strchr(sandbox, '/') || strlen(sandbox) > 255)
+		return runm_error_make(err, 0, "annotation " SPEC_ANN_CRI_SANDBOX ": a pod's container needs its sandbox's id, "
+				       "got `%.100s`", sandbox ? sandbox : "");
+	if (strcmp(sandbox, s->id) != 0)
+		s->pod_sandbox = xstrdup(sandbox);
+	return 0;
+}
+
 static int read_network(json_object *root, struct spec *s, runm_error_t *err)
 {
 	json_object *ann = get_typed(root, "annotations", json_type_object);
@@ -418,14 +445,18 @@ static int read_network(json_object *root, struct spec *s, runm_error_t *err)
 	return 0;
 }
 
-int spec_prepare(const char *bundle, const char *json, size_t len, struct spec *s, runm_error_t *err)
+int spec_prepare(const char *id, const char *bundle, const char *json, size_t len, struct spec *s,
+		 runm_error_t *err)
 {
 	cleanup_json json_object *root = NULL;
-	json_tokener *tok = json_tokener_new();
+	json_tokener *tok;
 	json_object *jroot, *path, *proc, *term, *linux_, *ro, *devs;
 	const char *p;
 
 	memset(s, 0, sizeof(*s));
+	if (id == NULL || id[0] == '\0' || strchr(id, '/') || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+		return runm_error_make(err, 0, "bad container id `%.100s`", id ? id : "");
+	tok = json_tokener_new();
 	root = json_tokener_parse_ex(tok, json, (int)(len > INT_MAX ? INT_MAX : len));
 	if (root == NULL || json_tokener_get_error(tok) != json_tokener_success ||
 	    (size_t)json_tokener_get_parse_end(tok) < len) {
@@ -438,6 +469,7 @@ int spec_prepare(const char *bundle, const char *json, size_t len, struct spec *
 	json_tokener_free(tok);
 	if (!json_object_is_type(root, json_type_object))
 		return runm_error_make(err, 0, "config.json: not a JSON object");
+	s->id = xstrdup(id);
 	proc = get_typed(root, "process", json_type_object);
 	if (proc == NULL)
 		return runm_error_make(err, 0, "config.json: no \"process\" object");
@@ -463,7 +495,7 @@ int spec_prepare(const char *bundle, const char *json, size_t len, struct spec *
 	if (rewrite_namespaces(linux_, s, err) < 0)
 		goto fail;
 	read_resources(linux_, s);
-	if (read_network(root, s, err) < 0)
+	if (read_network(root, s, err) < 0 || read_pod(root, s, err) < 0)
 		goto fail;
 	/* Host-side settings the guest cannot honour. */
 	json_object_object_del(root, "hooks");
@@ -479,7 +511,7 @@ fail:
 	return -1;
 }
 
-int spec_load(const char *bundle, struct spec *s, runm_error_t *err)
+int spec_load(const char *id, const char *bundle, struct spec *s, runm_error_t *err)
 {
 	cleanup_free char *path = xasprintf("%s/config.json", bundle);
 	cleanup_free char *text = NULL;
@@ -487,7 +519,7 @@ int spec_load(const char *bundle, struct spec *s, runm_error_t *err)
 
 	if (read_file_at(AT_FDCWD, path, CONFIG_MAX, &text, &len, err) < 0)
 		return -1;
-	if (spec_prepare(bundle, text, len, s, err) < 0)
+	if (spec_prepare(id, bundle, text, len, s, err) < 0)
 		return runm_error_wrap(err, "%s", path);
 	return 0;
 }
@@ -508,5 +540,34 @@ void spec_release(struct spec *s)
 	free(s->guest_json);
 	free(s->rootfs);
 	free(s->netns_path);
+	free(s->pod_sandbox);
+	free(s->id);
 	memset(s, 0, sizeof(*s));
+}
+
+int spec_join_pod(struct spec *s, unsigned sandbox_pid, runm_error_t *err)
+{
+	static const struct {
+		unsigned bit;
+		const char *type;
+	} kinds[] = { { SPEC_NS_IPC, "ipc" }, { SPEC_NS_UTS, "uts" }, { SPEC_NS_PID, "pid" } };
+	cleanup_json json_object *root = json_tokener_parse(s->guest_json);
+	json_object *ns = get_typed(get_typed(root, "linux", json_type_object), "namespaces", json_type_array);
+	size_t n = ns ? json_object_array_length(ns) : 0;
+
+	if (sandbox_pid == 0)
+		return runm_error_make(err, 0, "%s: its pod's sandbox has no process to join", s->id);
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(ns, i);
+		json_object *type = get_typed(e, "type", json_type_string);
+		for (size_t k = 0; type && k < ARRAY_SIZE(kinds); k++) {
+			if ((s->pod_ns & kinds[k].bit) && strcmp(json_object_get_string(type), kinds[k].type) == 0) {
+				cleanup_free char *path = xasprintf("/proc/%u/ns/%s", sandbox_pid, kinds[k].type);
+				json_object_object_add(e, "path", json_object_new_string(path));
+			}
+		}
+	}
+	free(s->guest_json);
+	s->guest_json = xstrdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+	return 0;
 }

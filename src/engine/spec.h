@@ -35,6 +35,15 @@ struct spec_share {
 #define SPEC_ANN_PORTS "io.runm.ports"       /* "[IP:]HOSTPORT:PORT[/tcp|udp],..." */
 #define SPEC_ANN_NERDCTL_PORTS "nerdctl/ports" /* nerdctl's JSON list of port mappings */
 #define SPEC_ANN_NETWORK "io.runm.network"   /* "user" (default) or "none" */
+/* CRI's grouping (containerd's CRI plugin sets both on every container of
+ * a pod; `ctr run --annotation` can too): a container of type "container"
+ * joins the VM of the sandbox named by sandbox-id. */
+#define SPEC_ANN_CRI_TYPE "io.kubernetes.cri.container-type"
+#define SPEC_ANN_CRI_SANDBOX "io.kubernetes.cri.sandbox-id"
+/* Namespaces a pod's container may share with its sandbox (spec.pod_ns). */
+#define SPEC_NS_IPC 1u
+#define SPEC_NS_UTS 2u
+#define SPEC_NS_PID 4u
 /* At most this many published ports per container. */
 #define SPEC_MAX_PORTS 64
 
@@ -46,6 +55,7 @@ struct spec_port {
 };
 
 struct spec {
+	char *id;          /* the container's id: its part of the VM's share and guest paths */
 	char *guest_json;  /* config.json for the guest, NUL-terminated */
 	char *rootfs;      /* host directory to share as the rootfs */
 	bool rootfs_readonly;
@@ -65,12 +75,21 @@ struct spec {
 	size_t n_devices;  /* linux.devices: host device nodes asked for (--device, --privileged) */
 	struct spec_port *ports; /* published ports, from the annotations (and `runm run -p`) */
 	size_t n_ports;
+	char *pod_sandbox; /* a pod's container: the id of the sandbox whose VM it joins; NULL =
+			    * a VM of its own (a single container, or a pod's sandbox) */
+	unsigned pod_ns;   /* SPEC_NS_*: namespaces the spec joins by path (the sandbox's on the
+			    * host), joined in the guest by spec_join_pod */
 };
 
-/* Parse `json` (the bundle's config.json; bundle is its directory) into *out. */
-int spec_prepare(const char *bundle, const char *json, size_t len, struct spec *out, runm_error_t *err);
+/* Parse `json` (the bundle's config.json; bundle is its directory) of
+ * container id (a plain name) into *out. */
+int spec_prepare(const char *id, const char *bundle, const char *json, size_t len, struct spec *out,
+		 runm_error_t *err);
 /* Read <bundle>/config.json and prepare it. */
-int spec_load(const char *bundle, struct spec *out, runm_error_t *err);
+int spec_load(const char *id, const char *bundle, struct spec *out, runm_error_t *err);
+/* For a pod's container: have guest_json join the namespaces of pod_ns of
+ * the sandbox's init, guest pid sandbox_pid (/proc/<pid>/ns/<type>). */
+int spec_join_pod(struct spec *s, unsigned sandbox_pid, runm_error_t *err);
 void spec_release(struct spec *s);
 /* Append the ports of `list` ("[IP:]HOSTPORT:PORT[/tcp|udp]", comma-separated)
  * to s->ports; `origin` names where the list came from, for errors. */

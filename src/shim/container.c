@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
+#include "runm/agent.pb-c.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -145,6 +146,15 @@ void container_remove_process(struct container *c, struct process *p)
 	process_free(p);
 }
 
+/* The VM is gone under c: what still runs in it exited as if SIGKILLed. */
+static void vm_gone(struct container *c, uint64_t now)
+{
+	c->vm_dead = true;
+	c->paused = false;
+	for (struct process *p = c->procs; p; p = p->next)
+		process_exited(p, 128 + SIGKILL, now);
+}
+
 void container_on_vm_exit(struct sandbox *sb, void *data)
 {
 	struct container *c = data;
@@ -153,10 +163,58 @@ void container_on_vm_exit(struct sandbox *sb, void *data)
 
 	log_warn("%s: the VM exited under the container%s%s", c->id, tail && tail[0] ? "; console ends with:\n" : "",
 		 tail ? tail : "");
-	c->vm_dead = true;
-	c->paused = false;
-	for (struct process *p = c->procs; p; p = p->next)
-		process_exited(p, 128 + SIGKILL, now);
+	vm_gone(c, now);
+	for (struct container *x = c->table->head; x; x = x->next)
+		if (x != c && x->joined && x->sb == sb)
+			vm_gone(x, now);
+}
+
+size_t container_vm_peers(const struct container *c)
+{
+	size_t n = 0;
+	for (const struct container *x = c->table->head; x; x = x->next)
+		if (x != c && x->sb != NULL && x->sb == c->sb)
+			n++;
+	return n;
+}
+
+struct container *container_vm_owner(const struct container *c)
+{
+	for (struct container *x = c->table->head; x; x = x->next)
+		if (x != c && !x->joined && x->sb != NULL && x->sb == c->sb)
+			return x;
+	return NULL;
+}
+
+/* A pod member leaves the VM it joined: the agent deletes it (the VM may
+ * be gone: then nothing to do), and its binds leave the share. */
+static void leave_vm(struct container *c)
+{
+	Runm__Agent__V1__DeleteRequest req = RUNM__AGENT__V1__DELETE_REQUEST__INIT;
+
+	if (c->sb == NULL)
+		return;
+	if (!c->vm_dead) {
+		req.container_id = c->id;
+		sandbox_call(c->sb, "Delete", &req.base, 60000, 0, NULL, NULL);
+	}
+	sandbox_unbind_container(c->sb, c->id);
+	c->sb = NULL;
+}
+
+/* The owner of a VM goes: containers still in it lose it (CRI removes
+ * them first; this is the crash or misuse path). */
+static void orphan_members(struct container *owner)
+{
+	uint64_t now = now_real_ns();
+	for (struct container *x = owner->table->head; x; x = x->next) {
+		if (x->joined && x->sb == owner->sb) {
+			log_warn("%s: its pod sandbox %s is being removed under it", x->id, owner->id);
+			sandbox_unbind_container(x->sb, x->id);
+			x->sb = NULL;
+			vm_gone(x, now);
+		}
+	}
 }
 
 void container_unlink(struct container *c)
@@ -181,7 +239,12 @@ void container_destroy(struct container *c)
 	/* Processes first: their relays hold streams of the sandbox's connection. */
 	while (c->procs)
 		container_remove_process(c, c->procs);
-	sandbox_free(c->sb);
+	if (c->joined) {
+		leave_vm(c);
+	} else {
+		orphan_members(c);
+		sandbox_free(c->sb);
+	}
 	holder_stop(c->holder);
 	if (c->rootfs_mounted && mount_unmount_all(c->rootfs, &err) < 0)
 		log_warn("%s: %s", c->id, runm_error_msg(err));

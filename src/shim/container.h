@@ -1,6 +1,8 @@
 /* container.h - the shim's container table: each container with its VM
  * (sandbox), host rootfs mount, prepared spec and process table (init +
- * execs); lookups, teardown, the VM-died path, and task events. */
+ * execs); lookups, teardown, the VM-died path, and task events. A pod's
+ * containers (CRI grouping, spec.pod_sandbox) run in the VM of its sandbox,
+ * the container that booted it and owns it. */
 #ifndef RUNM_SHIM_CONTAINER_H
 #define RUNM_SHIM_CONTAINER_H
 
@@ -27,7 +29,9 @@ struct container {
 	bool rootfs_mounted;
 	struct spec spec;
 	bool have_spec;
-	struct sandbox *sb;
+	struct sandbox *sb;   /* its VM: its own, or its pod sandbox's when joined */
+	bool joined;          /* runs in its pod sandbox's VM, which it does not own */
+	uint32_t guest_pid;   /* its init's pid in the guest (a pod's sandbox: the namespaces to join) */
 	bool vm_dead, paused;
 	pid_t holder; /* the task's pid when the VMM is in the host's netns (holder.h) */
 	struct process *procs; /* init first */
@@ -61,8 +65,13 @@ struct process *container_add_process(struct container *c, const char *exec_id, 
 				      const char *out, const char *err_path);
 void container_remove_process(struct container *c, struct process *p);
 
-/* sandbox_exit_fn: the VMM died under the container; every live process exits with 137. */
+/* sandbox_exit_fn: the VMM died under the container (and the containers
+ * that joined its VM); every live process exits with 137. */
 void container_on_vm_exit(struct sandbox *sb, void *data);
+/* Containers other than c in c's VM (a pod's sandbox with its containers). */
+size_t container_vm_peers(const struct container *c);
+/* The container that owns the VM c joined (its pod's sandbox), or NULL. */
+struct container *container_vm_owner(const struct container *c);
 
 /* Take c out of the table (lookups no longer find it). */
 void container_unlink(struct container *c);

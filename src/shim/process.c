@@ -75,7 +75,7 @@ static void on_relay_done(struct relay *r, runm_error_t *err, void *data)
 	finish(p);
 }
 
-int process_start_relay(struct process *p, struct sandbox *sb, runm_error_t *err)
+int process_start_relay(struct process *p, struct sandbox *sb, const char *container_id, runm_error_t *err)
 {
 	struct fifo_set *f = &p->fifos;
 	int in = f->in, out = f->out, errfd = f->err;
@@ -86,7 +86,7 @@ int process_start_relay(struct process *p, struct sandbox *sb, runm_error_t *err
 	}
 	/* The relay owns the fds from here on, also when it fails (it closes them). */
 	f->in = f->out = f->err = -1;
-	return relay_start(p->loop, sb, p->exec_id, in, out, errfd, on_relay_done, p, &p->relay, err);
+	return relay_start(p->loop, sb, container_id, p->exec_id, in, out, errfd, on_relay_done, p, &p->relay, err);
 }
 
 void process_close_stdin(struct process *p)

@@ -61,7 +61,7 @@ int process_open_stdio(struct process *p, runm_error_t *err);
 /* Attach the opened FIFOs to the agent's stdio of this process (after the
  * agent knows it, before it is started). Without any stdio the process counts
  * as drained at once. */
-int process_start_relay(struct process *p, struct sandbox *sb, runm_error_t *err);
+int process_start_relay(struct process *p, struct sandbox *sb, const char *container_id, runm_error_t *err);
 
 /* Stop forwarding stdin and send EOF to the guest (CloseIO). */
 void process_close_stdin(struct process *p);

@@ -114,15 +114,24 @@ static void on_agent_create(void *data, int code, const char *msg, const uint8_t
 		container_destroy_later(c);
 		return;
 	}
-	(void)payload; /* the guest's pid of the init is not what containerd wants */
-	(void)len;
+	{
+		/* The guest's pid of the init is not what containerd wants; a
+		 * pod's containers join the namespaces it names. */
+		cleanup_pb Runm__Agent__V1__CreateResponse *cr = PB_UNPACK(
+			Runm__Agent__V1__CreateResponse, runm__agent__v1__create_response__descriptor, payload, len);
+		c->guest_pid = cr ? cr->pid : 0;
+	}
 	/* The task's pid is a host process in the container's network
 	 * namespace: containerd's users take it for one (ctr --cni runs CNI in
 	 * /proc/<pid>/ns/net), and the guest's pid would name some unrelated
 	 * host process. With a namespace of its own the VMM is in it (Kata's
 	 * choice); otherwise the VMM is in the host's, and a holder process in
-	 * a fresh namespace stands in, so nothing configures the host's. */
-	if (c->spec.netns_path) {
+	 * a fresh namespace stands in, so nothing configures the host's. A
+	 * pod's container shows its sandbox's: the same VM and network. */
+	if (c->joined) {
+		struct container *owner = container_vm_owner(c);
+		c->init->pid = owner && owner->init ? owner->init->pid : (uint32_t)sandbox_vmm_pid(c->sb);
+	} else if (c->spec.netns_path) {
 		c->init->pid = (uint32_t)sandbox_vmm_pid(c->sb);
 	} else {
 		c->holder = holder_spawn(&err);
@@ -133,7 +142,7 @@ static void on_agent_create(void *data, int code, const char *msg, const uint8_t
 		}
 		c->init->pid = (uint32_t)c->holder;
 	}
-	if (process_start_relay(c->init, c->sb, &err) < 0) {
+	if (process_start_relay(c->init, c->sb, c->id, &err) < 0) {
 		fail_create(c, TTRPC_INTERNAL, &err);
 		container_destroy_later(c);
 		return;
@@ -162,10 +171,17 @@ static void on_agent_create(void *data, int code, const char *msg, const uint8_t
 	c->create_stream = NULL;
 }
 
+/* The container's VM is up: bind its files into the VM's share, have the agent create it. */
+static void send_create(struct container *c)
+{
+	struct process *init = c->init;
+	engine_create(c->sb, c->id, &c->spec, init->fifos.in >= 0, init->fifos.out >= 0,
+		      !init->terminal && init->fifos.err >= 0, on_agent_create, call_new(c->table, c, init, NULL));
+}
+
 static void on_sandbox_ready(struct sandbox *sb, runm_error_t *err, void *data)
 {
 	struct container *c = data;
-	struct process *init = c->init;
 
 	if (err && *err) {
 		fail_create(c, TTRPC_INTERNAL, err);
@@ -180,8 +196,29 @@ static void on_sandbox_ready(struct sandbox *sb, runm_error_t *err, void *data)
 		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)sandbox_vmm_pid(sb));
 		container_write_bundle_file(c, PATHS_VMM_PID, pidbuf);
 	}
-	engine_create(sb, c->id, &c->spec, init->fifos.in >= 0, init->fifos.out >= 0,
-		      !init->terminal && init->fifos.err >= 0, on_agent_create, call_new(c->table, c, init, NULL));
+	send_create(c);
+}
+
+/* A pod's container (spec.pod_sandbox): created in the running VM of its
+ * sandbox, in the sandbox's network and the namespaces the spec shares
+ * with it, instead of a VM of its own. */
+static int join_pod(struct task_service *t, struct container *c, runm_error_t *err)
+{
+	struct container *sbox = container_find(&t->table, c->spec.pod_sandbox);
+
+	if (sbox == NULL)
+		return runm_error_make(err, 0, "pod sandbox %s: not found in this shim (create the sandbox first, "
+				       "with annotation " SPEC_ANN_CRI_TYPE "=sandbox)", c->spec.pod_sandbox);
+	if (sbox->joined || sbox->sb == NULL || sbox->vm_dead || sbox->create_stream || sbox->init == NULL ||
+	    sbox->init->status == PROCESS_STOPPED)
+		return runm_error_make(err, 0, "pod sandbox %s is not running", sbox->id);
+	if (spec_join_pod(&c->spec, sbox->guest_pid, err) < 0)
+		return -1;
+	c->sb = sbox->sb;
+	c->joined = true;
+	log_info("%s: joins the VM of pod sandbox %s", c->id, sbox->id);
+	send_create(c);
+	return 0;
 }
 
 /* ---------------------------------------------------------------- handlers */
@@ -253,7 +290,7 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 		 req->terminal);
 	if (container_mount_rootfs(c, req->rootfs, req->n_rootfs, &err) < 0)
 		goto fail;
-	if (spec_load(c->bundle, &c->spec, &err) < 0)
+	if (spec_load(c->id, c->bundle, &c->spec, &err) < 0)
 		goto fail;
 	c->have_spec = true;
 	container_add_process(c, "", req->terminal, req->stdin, req->stdout, req->stderr);
@@ -264,6 +301,14 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 	if (mkdir(c->state_dir, 0700) < 0 && errno != EEXIST) {
 		runm_error_make(&err, errno, "mkdir `%s`", c->state_dir);
 		goto fail;
+	}
+	if (c->spec.pod_sandbox) {
+		c->create_stream = s;
+		if (join_pod(t, c, &err) < 0) {
+			c->create_stream = NULL;
+			goto fail;
+		}
+		return;
 	}
 	if (shim_task_config(req->options, &rc, &err) < 0)
 		goto fail;
@@ -330,7 +375,7 @@ static void on_agent_start(void *data, int code, const char *msg, const uint8_t 
 		ttrpc_reply_error(k->s, agent_code(code), "start: %s", msg ? msg : "failed");
 		return;
 	}
-	if (p->exec_id[0] && p->terminal && p->relay == NULL && process_start_relay(p, c->sb, &err) < 0)
+	if (p->exec_id[0] && p->terminal && p->relay == NULL && process_start_relay(p, c->sb, c->id, &err) < 0)
 		log_warn("%s: %s", c->id, runm_error_msg(err));
 	resp = PB_UNPACK(Runm__Agent__V1__StartResponse, runm__agent__v1__start_response__descriptor, payload, len);
 	if (resp && resp->pid && p->exec_id[0] != '\0') /* the init's stays the VMM's */
@@ -354,6 +399,7 @@ static void on_agent_start(void *data, int code, const char *msg, const uint8_t 
 	reply.pid = p->pid;
 	ttrpc_reply(k->s, &reply.base);
 	wreq.exec_id = p->exec_id;
+	wreq.container_id = c->id;
 	sandbox_call(c->sb, "Wait", &wreq.base, 0, 0, on_agent_wait, call_new(c->table, c, p, NULL));
 }
 
@@ -378,6 +424,7 @@ static void on_agent_network(void *data, int code, const char *msg, const uint8_
 		return;
 	}
 	areq.exec_id = p->exec_id;
+	areq.container_id = c->id;
 	sandbox_call(c->sb, "Start", &areq.base, AGENT_TIMEOUT_MS, 0, on_agent_start, k);
 }
 
@@ -416,6 +463,7 @@ static void h_start(struct ttrpc_stream *s, const uint8_t *payload, size_t len, 
 		}
 	}
 	areq.exec_id = p->exec_id;
+	areq.container_id = c->id;
 	sandbox_call(c->sb, "Start", &areq.base, AGENT_TIMEOUT_MS, 0, on_agent_start, call_new(&t->table, c, p, s));
 }
 
@@ -527,11 +575,13 @@ static void h_kill(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 			c->paused = false;
 	}
 	areq.exec_id = p->exec_id;
+	areq.container_id = c->id;
 	areq.signal = req->signal;
 	/* A created init has no process of its own yet: crun kill reaches it through --all. */
 	areq.all = req->all || (is_init && p->status == PROCESS_CREATED);
 	log_debug("%s: kill `%s` signal %u all %d", c->id, p->exec_id, req->signal, areq.all);
-	if (is_init && req->signal == SIGKILL)
+	/* Not for a pod's member: its VM is the whole pod's. */
+	if (is_init && req->signal == SIGKILL && !c->joined)
 		loop_timer_add(t->loop, KILL_GRACE_MS, kill_backstop, call_new(&t->table, c, p, NULL));
 	sandbox_call(c->sb, "Signal", &areq.base, AGENT_TIMEOUT_MS, 0, on_agent_empty, call_new(&t->table, c, p, s));
 }
@@ -563,6 +613,7 @@ static void h_delete(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 		Runm__Agent__V1__DeleteRequest areq = RUNM__AGENT__V1__DELETE_REQUEST__INIT;
 		/* ctr waits for EOF on the exec's FIFOs once Delete returns: close them first. */
 		areq.exec_id = p->exec_id;
+		areq.container_id = c->id;
 		if (!c->vm_dead)
 			sandbox_call(c->sb, "Delete", &areq.base, AGENT_TIMEOUT_MS, 0, on_agent_empty,
 				     call_new(&t->table, c, NULL, NULL));
@@ -606,7 +657,7 @@ static void on_agent_exec(void *data, int code, const char *msg, const uint8_t *
 	/* A terminal exec's pty only exists once the agent started it, and the
 	 * agent ends a Stdio stream attached before that at once (see
 	 * on_agent_start): its relay starts after Start; the pty keeps any early output. */
-	if (!p->terminal && process_start_relay(p, c->sb, &err) < 0) {
+	if (!p->terminal && process_start_relay(p, c->sb, c->id, &err) < 0) {
 		ttrpc_reply_error(k->s, TTRPC_INTERNAL, "%s", runm_error_msg(err));
 		container_remove_process(c, p);
 		return;
@@ -656,6 +707,7 @@ static void h_exec(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 		return;
 	}
 	areq.exec_id = p->exec_id;
+	areq.container_id = c->id;
 	areq.process_json = req->spec->value; /* the OCI Process, JSON */
 	areq.terminal = p->terminal;
 	areq.stdin = p->stdin_path[0] != '\0';
@@ -681,6 +733,7 @@ static void h_resize_pty(struct ttrpc_stream *s, const uint8_t *payload, size_t 
 		return;
 	}
 	areq.exec_id = p->exec_id;
+	areq.container_id = c->id;
 	areq.width = req->width;
 	areq.height = req->height;
 	sandbox_call(c->sb, "Resize", &areq.base, AGENT_TIMEOUT_MS, 0, on_agent_empty, call_new(&t->table, c, p, s));
@@ -729,12 +782,13 @@ static void on_agent_pids(void *data, int code, const char *msg, const uint8_t *
 static void h_pids(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
 	UNPACK_OR_FAIL(req, Containerd__Task__V2__PidsRequest, containerd__task__v2__pids_request__descriptor);
-	Runm__Agent__V1__Empty areq = RUNM__AGENT__V1__EMPTY__INIT;
+	Runm__Agent__V1__ContainerRequest areq = RUNM__AGENT__V1__CONTAINER_REQUEST__INIT;
 	struct task_service *t = ctx;
 	struct container *c;
 
 	if (!lookup(t, s, req->id, NULL, &c, NULL))
 		return;
+	areq.container_id = c->id;
 	if (c->vm_dead || c->init == NULL || c->create_stream || c->init->status == PROCESS_STOPPED) {
 		Containerd__Task__V2__PidsResponse empty = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
 		ttrpc_reply(s, &empty.base);
@@ -757,6 +811,13 @@ static void pause_resume(struct ttrpc_stream *s, struct task_service *t, const c
 	}
 	if (c->paused == pause) {
 		ttrpc_reply(s, NULL);
+		return;
+	}
+	/* Pausing is freezing the VM: it would freeze the whole pod. */
+	if (container_vm_peers(c) > 0) {
+		ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION,
+				  "container %s shares its VM with its pod: pausing one container of a pod is not "
+				  "supported", id);
 		return;
 	}
 	if ((pause ? sandbox_pause(c->sb, &err) : sandbox_resume(c->sb, &err)) < 0) {
@@ -865,12 +926,13 @@ static void on_agent_stats(void *data, int code, const char *msg, const uint8_t 
 static void h_stats(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
 	UNPACK_OR_FAIL(req, Containerd__Task__V2__StatsRequest, containerd__task__v2__stats_request__descriptor);
-	Runm__Agent__V1__Empty areq = RUNM__AGENT__V1__EMPTY__INIT;
+	Runm__Agent__V1__ContainerRequest areq = RUNM__AGENT__V1__CONTAINER_REQUEST__INIT;
 	struct task_service *t = ctx;
 	struct container *c;
 
 	if (!lookup(t, s, req->id, NULL, &c, NULL))
 		return;
+	areq.container_id = c->id;
 	if (c->vm_dead || c->create_stream || c->paused) {
 		ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "container %s: no stats while %s", c->id,
 				  c->paused ? "paused" : "not running");

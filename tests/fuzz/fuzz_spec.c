@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	runm_error_t err = NULL;
 	struct spec s;
-	int r = spec_prepare("/tmp", (const char *)data, size, &s, &err);
+	int r = spec_prepare("fuzz", "/tmp", (const char *)data, size, &s, &err);
 
 	if (r == 0) {
 		if (err != NULL || s.guest_json == NULL || s.rootfs == NULL)
