@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__ubsan_default_options(void);
@@ -29,6 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < s.n_shares; i++)
 			if (s.shares[i].host_path[0] != '/' || s.shares[i].tag == NULL)
 				abort();
+		/* A pod's container: the rewrite keeps the guest's config valid. */
+		if (s.pod_sandbox && (s.pod_sandbox[0] == '\0' || strchr(s.pod_sandbox, '/')))
+			abort();
+		if (spec_join_pod(&s, 42, &err) < 0 || s.guest_json == NULL)
+			abort();
 		spec_release(&s);
 	} else {
 		if (r != -1 || err == NULL || runm_error_msg(err)[0] == '\0')

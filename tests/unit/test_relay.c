@@ -136,7 +136,7 @@ TEST(output_eof_then_done)
 	int out[2], errp[2];
 	char buf[64];
 	CHECK(pipe2(out, O_NONBLOCK) == 0 && pipe2(errp, O_NONBLOCK) == 0);
-	CHECK(relay_start_conn(f->loop, f->client, "", -1, out[1], errp[1], on_done, f, &r, NULL) == 0);
+	CHECK(relay_start_conn(f->loop, f->client, "", "", -1, out[1], errp[1], on_done, f, &r, NULL) == 0);
 	spin_until_stdio(f);
 	CHECK(f->stdio != NULL);
 	send_out(f, STDIO_STDOUT, "hello\n", 6);
@@ -171,7 +171,7 @@ TEST(slow_reader_holds_back_acks)
 	uint64_t pipe_cap;
 	CHECK(pipe2(out, O_NONBLOCK) == 0);
 	pipe_cap = (uint64_t)fcntl(out[1], F_GETPIPE_SZ);
-	CHECK(relay_start_conn(f->loop, f->client, "", -1, out[1], -1, on_done, f, &r, NULL) == 0);
+	CHECK(relay_start_conn(f->loop, f->client, "", "", -1, out[1], -1, on_done, f, &r, NULL) == 0);
 	spin_until_stdio(f);
 	while (sent < STDIO_WINDOW) {
 		send_out(f, STDIO_STDOUT, chunk, sizeof(chunk));
@@ -202,7 +202,7 @@ TEST(stdin_then_eof)
 	struct relay *r = NULL;
 	int in[2];
 	CHECK(pipe2(in, O_NONBLOCK) == 0);
-	CHECK(relay_start_conn(f->loop, f->client, "", in[0], -1, -1, on_done, f, &r, NULL) == 0);
+	CHECK(relay_start_conn(f->loop, f->client, "", "", in[0], -1, -1, on_done, f, &r, NULL) == 0);
 	spin_until_stdio(f);
 	CHECK(write(in[1], "abcdef", 6) == 6);
 	close(in[1]);
@@ -222,7 +222,7 @@ TEST(free_while_guest_sends)
 	struct relay *r = NULL;
 	int out[2];
 	CHECK(pipe2(out, O_NONBLOCK) == 0);
-	CHECK(relay_start_conn(f->loop, f->client, "", -1, out[1], -1, on_done, f, &r, NULL) == 0);
+	CHECK(relay_start_conn(f->loop, f->client, "", "", -1, out[1], -1, on_done, f, &r, NULL) == 0);
 	spin_until_stdio(f);
 	relay_free(r);
 	send_out(f, STDIO_STDOUT, "late\n", 5);
@@ -243,7 +243,7 @@ TEST(garbage_frames_ignored)
 	char buf[16];
 	static const uint8_t junk[] = { 9, 1, 2, 3 };
 	CHECK(pipe2(out, O_NONBLOCK) == 0);
-	CHECK(relay_start_conn(f->loop, f->client, "", -1, out[1], -1, on_done, f, &r, NULL) == 0);
+	CHECK(relay_start_conn(f->loop, f->client, "", "", -1, out[1], -1, on_done, f, &r, NULL) == 0);
 	spin_until_stdio(f);
 	ttrpc_stream_send(f->stdio, junk, sizeof(junk), 0);
 	ttrpc_stream_send(f->stdio, junk, 0, 0);
