@@ -469,7 +469,6 @@ int spec_prepare(const char *id, const char *bundle, const char *json, size_t le
 	json_tokener_free(tok);
 	if (!json_object_is_type(root, json_type_object))
 		return runm_error_make(err, 0, "config.json: not a JSON object");
-	s->id = xstrdup(id);
 	proc = get_typed(root, "process", json_type_object);
 	if (proc == NULL)
 		return runm_error_make(err, 0, "config.json: no \"process\" object");
@@ -487,6 +486,7 @@ int spec_prepare(const char *id, const char *bundle, const char *json, size_t le
 	s->rootfs_readonly = ro && json_object_get_boolean(ro);
 	json_object_object_add(jroot, "path", json_object_new_string("rootfs"));
 
+	s->id = xstrdup(id); /* from here on, errors go through spec_release */
 	if (rewrite_mounts(root, s, err) < 0)
 		goto fail;
 	linux_ = get_typed(root, "linux", json_type_object);
