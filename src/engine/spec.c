@@ -223,6 +223,21 @@ static int rewrite_namespaces(json_object *linux_, struct spec *s, runm_error_t 
 	return 0;
 }
 
+/* A VM's memory for a limit of `bytes`. Round up by division, not by
+ * adding first: the values come from the spec and may be as large as
+ * INT64_MAX (seed resources-max.json of fuzz_spec). */
+static unsigned vm_mem_mib(int64_t bytes)
+{
+	int64_t mib = bytes / (1 << 20) + (bytes % (1 << 20) != 0);
+	return (unsigned)(mib > 1 << 20 ? 1 << 20 : mib) + SPEC_VM_OVERHEAD_MIB;
+}
+
+static unsigned vm_vcpus(int64_t quota, int64_t period)
+{
+	int64_t n = quota / period + (quota % period != 0);
+	return (unsigned)(n > 64 ? 64 : n);
+}
+
 static void read_resources(json_object *linux_, struct spec *s)
 {
 	json_object *res = get_typed(linux_, "resources", json_type_object);
@@ -232,19 +247,46 @@ static void read_resources(json_object *linux_, struct spec *s)
 	json_object *quota = get_typed(cpu, "quota", json_type_int);
 	json_object *period = get_typed(cpu, "period", json_type_int);
 
-	/* Round up by division, not by adding first: the values come from the
-	 * spec and may be as large as INT64_MAX (seed resources-max.json of
-	 * fuzz_spec). */
-	if (limit && json_object_get_int64(limit) > 0) {
-		int64_t l = json_object_get_int64(limit);
-		int64_t mib = l / (1 << 20) + (l % (1 << 20) != 0);
-		s->mem_mib = (unsigned)(mib > 1 << 20 ? 1 << 20 : mib) + SPEC_VM_OVERHEAD_MIB;
-	}
-	if (quota && period && json_object_get_int64(quota) > 0 && json_object_get_int64(period) > 0) {
-		int64_t q = json_object_get_int64(quota), p = json_object_get_int64(period);
-		int64_t n = q / p + (q % p != 0);
-		s->vcpus = (unsigned)(n > 64 ? 64 : n);
-	}
+	if (limit && json_object_get_int64(limit) > 0)
+		s->mem_mib = vm_mem_mib(json_object_get_int64(limit));
+	if (quota && period && json_object_get_int64(quota) > 0 && json_object_get_int64(period) > 0)
+		s->vcpus = vm_vcpus(json_object_get_int64(quota), json_object_get_int64(period));
+}
+
+/* A decimal annotation value > 0, else 0 (absent, garbage, out of range). */
+static int64_t annotation_i64(const char *v)
+{
+	char *end;
+	long long n;
+	if (v == NULL || v[0] < '0' || v[0] > '9')
+		return 0;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	return (errno || *end) ? 0 : (int64_t)n;
+}
+
+static int get_annotation(json_object *ann, const char *key, const char **out, runm_error_t *err);
+
+/* The pod's resources as the CRI plugin passes them on the sandbox (the sum
+ * of its containers' limits and the pod overhead, when the kubelet gives
+ * them): the VM is sized for the pod, never below the sandbox's own. */
+static int read_pod_size(json_object *ann, struct spec *s, runm_error_t *err)
+{
+	const char *mem, *quota, *period;
+	int64_t m, q, p;
+
+	if (get_annotation(ann, SPEC_ANN_CRI_POD_MEMORY, &mem, err) < 0 ||
+	    get_annotation(ann, SPEC_ANN_CRI_POD_CPU_QUOTA, &quota, err) < 0 ||
+	    get_annotation(ann, SPEC_ANN_CRI_POD_CPU_PERIOD, &period, err) < 0)
+		return -1;
+	m = annotation_i64(mem);
+	q = annotation_i64(quota);
+	p = annotation_i64(period);
+	if (m > 0 && vm_mem_mib(m) > s->mem_mib)
+		s->mem_mib = vm_mem_mib(m);
+	if (q > 0 && p > 0 && vm_vcpus(q, p) > s->vcpus)
+		s->vcpus = vm_vcpus(q, p);
+	return 0;
 }
 
 /* ---- networking annotations ---- */
@@ -404,6 +446,8 @@ static int read_pod(json_object *root, struct spec *s, runm_error_t *err)
 	if (get_annotation(ann, SPEC_ANN_CRI_TYPE, &type, err) < 0 ||
 	    get_annotation(ann, SPEC_ANN_CRI_SANDBOX, &sandbox, err) < 0)
 		return -1;
+	if (type && strcmp(type, "sandbox") == 0)
+		return read_pod_size(ann, s, err);
 	if (type == NULL || strcmp(type, "container") != 0)
 		return 0;
 	if (sandbox == NULL || sandbox[0] == '\0' || strchr(sandbox, '/') || strlen(sandbox) > 255)

@@ -40,6 +40,11 @@ struct spec_share {
  * joins the VM of the sandbox named by sandbox-id. */
 #define SPEC_ANN_CRI_TYPE "io.kubernetes.cri.container-type"
 #define SPEC_ANN_CRI_SANDBOX "io.kubernetes.cri.sandbox-id"
+/* On a sandbox: the pod's resources (containerd >= 1.6.7, when the kubelet
+ * gives them), which size its VM. */
+#define SPEC_ANN_CRI_POD_MEMORY "io.kubernetes.cri.sandbox-memory"         /* bytes */
+#define SPEC_ANN_CRI_POD_CPU_QUOTA "io.kubernetes.cri.sandbox-cpu-quota"   /* us per period */
+#define SPEC_ANN_CRI_POD_CPU_PERIOD "io.kubernetes.cri.sandbox-cpu-period" /* us */
 /* Namespaces a pod's container may share with its sandbox (spec.pod_ns). */
 #define SPEC_NS_IPC 1u
 #define SPEC_NS_UTS 2u

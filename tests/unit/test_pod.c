@@ -44,6 +44,27 @@ TEST(cri_sandbox_owns_its_vm)
 	spec_release(&s);
 }
 
+TEST(cri_sandbox_sized_for_the_pod)
+{
+	cleanup_error runm_error_t err = NULL;
+	struct spec s;
+	CHECK(prepare("pod1", CFG_HEAD "\"annotations\":{\"" SPEC_ANN_CRI_TYPE "\":\"sandbox\",\"" SPEC_ANN_CRI_POD_MEMORY
+				   "\":\"536870912\",\"" SPEC_ANN_CRI_POD_CPU_QUOTA "\":\"150000\",\"" SPEC_ANN_CRI_POD_CPU_PERIOD
+				   "\":\"100000\"}}",
+		      &s, &err) == 0);
+	CHECK_EQ_INT(s.mem_mib, 512 + SPEC_VM_OVERHEAD_MIB);
+	CHECK_EQ_INT(s.vcpus, 2);
+	spec_release(&s);
+	/* garbage sizes are ignored, not trusted */
+	CHECK(prepare("pod1", CFG_HEAD "\"annotations\":{\"" SPEC_ANN_CRI_TYPE "\":\"sandbox\",\"" SPEC_ANN_CRI_POD_MEMORY
+				   "\":\"-5\",\"" SPEC_ANN_CRI_POD_CPU_QUOTA "\":\"1e9\",\"" SPEC_ANN_CRI_POD_CPU_PERIOD
+				   "\":\"0\"}}",
+		      &s, &err) == 0);
+	CHECK_EQ_INT(s.mem_mib, 0);
+	CHECK_EQ_INT(s.vcpus, 0);
+	spec_release(&s);
+}
+
 TEST(cri_container_joins_with_shared_namespaces)
 {
 	cleanup_error runm_error_t err = NULL;
