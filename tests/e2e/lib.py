@@ -379,10 +379,17 @@ def bridge_conflist(name, bridge, subnet):
     }
 
 
-# In the private mount namespace, before containerd: overlays on a tmpfs so
-# that CNI's files never reach the host's /etc and /var/lib; then $T/setup.sh.
+# In the private mount namespace, before containerd: a sysfs of the network
+# namespace (what `ip netns exec` does) that keeps the machine's cgroup
+# mounts (which `ip netns exec` hides: runc needs them); overlays on a tmpfs
+# so that CNI's files never reach the host's /etc and /var/lib; then
+# $T/setup.sh.
 NETNS_SETUP = r"""set -e
 mount -t tmpfs -o mode=0755 runm-ns "$T/ov"
+mkdir "$T/ov/cgroup"
+mount --rbind /sys/fs/cgroup "$T/ov/cgroup"
+mount -t sysfs sysfs /sys
+mount --move "$T/ov/cgroup" /sys/fs/cgroup
 for d in etc var/lib; do
   n=$(echo $d | tr / _)
   mkdir -p "$T/ov/$n/u" "$T/ov/$n/w"
@@ -427,8 +434,8 @@ class NetnsContainerd(Containerd):
             env = self.env()
             env["T"] = self.tmp
             self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.netns, "unshare", "-m", "--propagation", "private",
-                 "sh", "-c", NETNS_SETUP],
+                ["nsenter", "--net=" + netns_path(self.netns), "unshare", "-m", "--propagation",
+                 "private", "sh", "-c", NETNS_SETUP],
                 stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT, env=env,
                 cwd=self.tmp)
 
@@ -454,7 +461,7 @@ class NetnsContainerd(Containerd):
 
     def nsenter(self):
         """The command prefix that enters containerd's network and mount
-        namespaces (ip, unshare and sh all exec: the pid is containerd's)."""
+        namespaces (nsenter, unshare and sh all exec: the pid is containerd's)."""
         return ["nsenter", "--net=" + netns_path(self.netns), "--mount=/proc/%d/ns/mnt" % self.proc.pid]
 
     def ctr(self, *args, input=None, timeout=60, check=True, text=None, env=None, **kw):
