@@ -51,6 +51,12 @@ def spec_summary(cd, cid):
             "namespaces": spec.get("linux", {}).get("namespaces", [])}
 
 
+def log_spec(cd, what, cid):
+    """Log what CRI gives the shim in cid's spec (annotations, namespaces)."""
+    log("%s %s config.json:\n%s" % (what, cid[:12], json.dumps(spec_summary(cd, cid), indent=1,
+                                                             sort_keys=True)))
+
+
 def nothing_left(cd):
     """What is left of pods after StopPodSandbox + RemovePodSandbox (empty: nothing)."""
     res = list(leaks(cd))
@@ -81,15 +87,14 @@ def cri_pod_two_containers(cd):
     st = cd.pod_status(pod)
     assert st.state == a.SANDBOX_READY, st
     log("pod IP %s" % st.network.ip)
+    log_spec(cd, "sandbox", pod)
     mounts = [(vol, "/data")]
     ca = cd.run_container(pod, "a", BUSYBOX_REF, [
         "sh", "-c", "mkdir -p /www && echo '%s' > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www"
         % PAGE], mounts=mounts, timeout=START)
     cb = cd.run_container(pod, "b", BUSYBOX_REF, SLEEPER, mounts=mounts, timeout=START)
 
-    for what, cid in (("sandbox", pod), ("container a", ca)):
-        log("%s %s config.json:\n%s" % (what, cid[:12], json.dumps(spec_summary(cd, cid), indent=1,
-                                                                 sort_keys=True)))
+    log_spec(cd, "container a", ca)
 
     # (a) B reaches A on the pod's loopback.
     body = wait_for(lambda: exec_ok(cd, cb, ["wget", "-qO-", "http://127.0.0.1:8080/index.html"],
