@@ -3,6 +3,7 @@
 # Idempotent and quiet when nothing is missing.
 set -e
 PKGS="build-essential clang libclang-rt-14-dev protobuf-c-compiler libprotobuf-c-dev
+python3-grpcio protobuf-compiler python3-protobuf
 golang-github-containerd-containerd-dev qemu-system-x86 containerd crun busybox-static
 linux-image-cloud-amd64 runc kmod cpio libjson-c-dev e2fsprogs python3 iproute2 util-linux
 containernetworking-plugins docker.io docker-compose iptables

@@ -22,6 +22,7 @@ its log and removes the temp dir (kept when RUNM_TEST_KEEP=1 or when something i
 still mounted there).
 """
 import inspect
+import json
 import os
 import re
 import shutil
@@ -33,8 +34,9 @@ import tempfile
 import time
 import traceback
 
-__all__ = ["REPO", "BUILD", "BIN", "RUNM", "RUNC", "BUSYBOX_REF", "Containerd", "CmdError",
-           "import_busybox", "busybox_tarball", "wait_for", "run", "leaks", "assert_no_leaks",
+__all__ = ["REPO", "BUILD", "BIN", "RUNM", "RUNC", "BUSYBOX_REF", "Containerd", "NetnsContainerd",
+           "CmdError", "import_busybox", "busybox_tarball", "image_tarball", "bridge_conflist", "ip", "netns_path",
+           "wait_for", "run", "leaks", "assert_no_leaks",
            "kill_leftovers", "test", "main", "log"]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -143,13 +145,16 @@ def default_snapshotter():
 
 # ---------------------------------------------------------------- containerd
 
+CRI_PLUGIN = "io.containerd.grpc.v1.cri"
+DISABLED_PLUGINS = [CRI_PLUGIN, "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp",
+                    "io.containerd.internal.v1.tracing"]
+
 CONFIG = """version = 2
 root = "{root}"
 state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
+disabled_plugins = [{disabled}]
 
 [grpc]
   address = "{sock}"
@@ -171,7 +176,9 @@ class Containerd:
     Attributes: tmp (temp dir), address (grpc socket), root, state, namespace,
     snapshotter, config, log_path, proc (Popen). Bundles live under
     bundle_root() = state/io.containerd.runtime.v2.task/NAMESPACE/<id>.
+    Subclasses may change disabled_plugins (e.g. to enable CRI).
     """
+    disabled_plugins = DISABLED_PLUGINS
 
     def __init__(self, namespace="runm-test", debug=True, extra_config="", env=None,
                  start_timeout=30, base="/tmp"):
@@ -200,7 +207,8 @@ class Containerd:
         os.makedirs(self.state)
         with open(self.config, "w") as f:
             f.write(CONFIG.format(root=self.root, state=self.state, sock=self.address,
-                                  tmp=self.tmp, level="debug" if self.debug else "info"))
+                                  tmp=self.tmp, level="debug" if self.debug else "info",
+                                  disabled=", ".join('"%s"' % p for p in self.disabled_plugins)))
             f.write(self.extra_config)
 
     def env(self):
@@ -347,16 +355,180 @@ class Containerd:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- namespaces
+
+def ip(*args, check=True):
+    """Run `ip ARGS...` (iproute2)."""
+    return run(["ip"] + list(args), timeout=20, check=check, text=True)
+
+
+def bridge_conflist(name, bridge, subnet):
+    """A CNI conflist: Debian's bridge plugin with host-local addresses in subnet,
+    no masquerading (nothing leaves the test's namespaces anyway)."""
+    return {
+        "cniVersion": "0.4.0",
+        "name": name,
+        "plugins": [{
+            "type": "bridge",
+            "bridge": bridge,
+            "isGateway": True,
+            "ipMasq": False,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
+                     "routes": [{"dst": "0.0.0.0/0"}]},
+        }],
+    }
+
+
+# In the private mount namespace, before containerd: a sysfs of the network
+# namespace (what `ip netns exec` does) that keeps the machine's cgroup
+# mounts (which `ip netns exec` hides: runc needs them); overlays on a tmpfs
+# so that CNI's files never reach the host's /etc and /var/lib; then
+# $T/setup.sh.
+NETNS_SETUP = r"""set -e
+mount -t tmpfs -o mode=0755 runm-ns "$T/ov"
+mkdir "$T/ov/cgroup"
+mount --rbind /sys/fs/cgroup "$T/ov/cgroup"
+mount -t sysfs sysfs /sys
+mount --move "$T/ov/cgroup" /sys/fs/cgroup
+for d in etc var/lib; do
+  n=$(echo $d | tr / _)
+  mkdir -p "$T/ov/$n/u" "$T/ov/$n/w"
+  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$T/ov/$n/u,workdir=$T/ov/$n/w" "/$d"
+done
+mkdir -p /etc/cni/net.d /var/lib/cni
+for f in "$T"/cni/*; do [ -e "$f" ] && cp "$f" /etc/cni/net.d/; done
+. "$T/setup.sh"
+exec containerd --config "$T/config.toml"
+"""
+
+
+class NetnsContainerd(Containerd):
+    """containerd in network namespace netns (created here unless it exists,
+    deleted by stop() if created here) and in a private mount namespace where
+    /etc and /var/lib are overlays on a tmpfs; conflists ({file name: dict})
+    go to its /etc/cni/net.d, setup (shell) runs there just before containerd.
+    ctr runs in both namespaces too (ctr --cni runs the CNI plugins)."""
+
+    def __init__(self, netns, conflists=None, setup="", **kw):
+        super().__init__(**kw)
+        self.netns = netns
+        self.conflists = dict(conflists or {})
+        self.setup_sh = setup
+        self.made_netns = False
+
+    def start(self):
+        if not os.path.exists(netns_path(self.netns)):
+            ip("netns", "add", self.netns)
+            self.made_netns = True
+            ip("-n", self.netns, "link", "set", "lo", "up")
+        try:
+            self._setup()
+            os.makedirs(os.path.join(self.tmp, "ov"))
+            os.makedirs(os.path.join(self.tmp, "cni"))
+            for name, conf in self.conflists.items():
+                with open(os.path.join(self.tmp, "cni", name), "w") as f:
+                    json.dump(conf, f)
+            with open(os.path.join(self.tmp, "setup.sh"), "w") as f:
+                f.write(self.setup_sh + "\n")
+            self._logf = open(self.log_path, "ab")
+            env = self.env()
+            env["T"] = self.tmp
+            self.proc = subprocess.Popen(
+                ["nsenter", "--net=" + netns_path(self.netns), "unshare", "-m", "--propagation",
+                 "private", "sh", "-c", NETNS_SETUP],
+                stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT, env=env,
+                cwd=self.tmp)
+
+            def up():
+                if self.proc.poll() is not None:
+                    raise RuntimeError("containerd exited with status %s:\n%s" % (
+                        self.proc.returncode, self.log()[-4000:]))
+                return os.path.exists(self.address) and \
+                    self.ctr("version", timeout=10, check=False).returncode == 0
+            wait_for(up, self.start_timeout, "containerd to answer in " + self.netns, interval=0.2)
+        except BaseException:
+            self.stop(check=False)
+            raise
+        return self
+
+    def stop(self, check=True, timeout=15):
+        try:
+            super().stop(check=check, timeout=timeout)
+        finally:
+            if self.made_netns:
+                ip("netns", "del", self.netns, check=False)
+                self.made_netns = False
+
+    def nsenter(self):
+        """The command prefix that enters containerd's network and mount
+        namespaces (nsenter, unshare and sh all exec: the pid is containerd's)."""
+        return ["nsenter", "--net=" + netns_path(self.netns), "--mount=/proc/%d/ns/mnt" % self.proc.pid]
+
+    def ctr(self, *args, input=None, timeout=60, check=True, text=None, env=None, **kw):
+        e = self.env()
+        if env:
+            e.update(env)
+        cmd = self.nsenter() + ["ctr", "--address", self.address, "--namespace", self.namespace] + \
+            [str(a) for a in args]
+        return run(cmd, input=input, timeout=timeout, check=check, text=text, env=e, **kw)
+
+    def private_mounts(self):
+        """Mounts under tmp in containerd's mount namespace (the shim's rootfs
+        mounts live there, invisible to lib.leaks) other than the overlays' tmpfs."""
+        res = []
+        try:
+            with open("/proc/%d/mountinfo" % self.proc.pid) as f:
+                for line in f:
+                    mp = line.split()[4]
+                    if mp.startswith(self.tmp + "/") and mp != os.path.join(self.tmp, "ov"):
+                        res.append(mp)
+        except OSError:
+            pass
+        return res
+
+    def mntns(self):
+        """containerd's mount namespace (the readlink of /proc/PID/ns/mnt)."""
+        return os.readlink("/proc/%d/ns/mnt" % self.proc.pid)
+
+    def procs_in_mntns(self):
+        """[(pid, cmdline)] of the processes other than containerd in its
+        private mount namespace: its shims, their VMMs, runc."""
+        try:
+            ns = self.mntns()
+        except OSError:
+            return []
+        res = []
+        for pid, cmd in _procs():
+            if pid == self.proc.pid:
+                continue
+            try:
+                if os.readlink("/proc/%d/ns/mnt" % pid) == ns:
+                    res.append((pid, cmd))
+            except OSError:
+                pass
+        return sorted(res)
+
+
+def netns_path(name):
+    return "/run/netns/" + name
+
+
 # ---------------------------------------------------------------- image
 
-def busybox_tarball():
-    """Path of the busybox OCI tarball (built once into build/e2e-cache)."""
+def image_tarball(ref=BUSYBOX_REF, entrypoint=None):
+    """Path of a busybox OCI tarball named ref, with that Entrypoint (a list) if
+    given (built once into build/e2e-cache by tests/tools/mkimage.py)."""
     sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
     try:
         import mkimage
     finally:
         sys.path.pop(0)
-    return mkimage.cached(CACHE, BUSYBOX_REF)
+    return mkimage.cached(CACHE, ref, entrypoint=entrypoint)
+
+
+def busybox_tarball():
+    """Path of the busybox OCI tarball (built once into build/e2e-cache)."""
+    return image_tarball(BUSYBOX_REF)
 
 
 def import_busybox(cd):
@@ -518,12 +690,14 @@ def kill_leftovers(cd=None):
 _TESTS = []
 
 
-def test(fn=None, *, leaks_ok=False, timeout=None, **cd_kwargs):
+def test(fn=None, *, leaks_ok=False, timeout=None, containerd=None, **cd_kwargs):
     """Register a test. `@test` or `@test(leaks_ok=True, namespace=..., ...)`.
-    A test taking a parameter `cd` gets a fresh started Containerd(**cd_kwargs).
+    A test taking a parameter `cd` gets a fresh started Containerd(**cd_kwargs)
+    (or containerd(**cd_kwargs): a Containerd subclass).
     (timeout: seconds; on expiry SIGALRM raises TimeoutError in the test.)"""
     def reg(f):
-        f._runm_test = dict(leaks_ok=leaks_ok, timeout=timeout, cd_kwargs=cd_kwargs)
+        f._runm_test = dict(leaks_ok=leaks_ok, timeout=timeout, cd_kwargs=cd_kwargs,
+                            cls=containerd or Containerd)
         _TESTS.append(f)
         return f
     return reg(fn) if fn is not None else reg
@@ -551,7 +725,7 @@ def _run_one(f):
             signal.alarm(int(opts["timeout"]))
         try:
             if "cd" in params:
-                cd = Containerd(**opts["cd_kwargs"]).start()
+                cd = opts["cls"](**opts["cd_kwargs"]).start()
                 f(cd)
             else:
                 f()

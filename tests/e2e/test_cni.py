@@ -14,108 +14,30 @@ of the spec. The bridge cni-runm0 and 10.250.0.0/24 exist only in the test's
 namespaces, all deleted at the end, also on failure.
 
 Needs root, iproute2 and containernetworking-plugins (tools/deps.sh)."""
-import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import (RUNM, Containerd, import_busybox, kill_leftovers, leaks, log, main,  # noqa: E402
-                 run, test, wait_for)
+from lib import (RUNM, NetnsContainerd, bridge_conflist, import_busybox, ip, kill_leftovers,  # noqa: E402
+                 leaks, log, main, netns_path, run, test, wait_for)
 from dnsresponder import start_responder, stop_responder  # noqa: E402
 
 PLUGINS = "/usr/lib/cni"
 NS = "runm-cni-%d" % os.getpid()
 SUBNET = "10.250.0.0/24"
 TAP = "tap0_runm"
-CONFLIST = {
-    "cniVersion": "0.4.0",
-    "name": "runm-cni-test",
-    "plugins": [{
-        "type": "bridge",
-        "bridge": "cni-runm0",
-        "isGateway": True,
-        "ipMasq": False,  # no iptables: nothing leaves the namespace anyway
-        "ipam": {"type": "host-local", "ranges": [[{"subnet": SUBNET}]],
-                 "routes": [{"dst": "0.0.0.0/0"}]},
-    }],
-}
-
-# In the private mount namespace, before containerd: overlays so that CNI's
-# files never reach the host's /etc and /var/lib.
-SETUP = r"""set -e
-mount -t tmpfs -o mode=0755 runm-cni "$T/ov"
-for d in etc var/lib; do
-  n=$(echo $d | tr / _)
-  mkdir -p "$T/ov/$n/u" "$T/ov/$n/w"
-  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$T/ov/$n/u,workdir=$T/ov/$n/w" "/$d"
-done
-mkdir -p /etc/cni/net.d /var/lib/cni
-cp "$T/10-runm.conflist" /etc/cni/net.d/
-exec containerd --config "$T/config.toml"
-"""
+CONFLIST = bridge_conflist("runm-cni-test", "cni-runm0", SUBNET)
 
 
-def ip(*args, check=True):
-    return run(["ip"] + list(args), timeout=20, check=check, text=True)
+class CniContainerd(NetnsContainerd):
+    """containerd in network namespace NS (made by the test) and a private mount
+    namespace whose /etc/cni/net.d holds CONFLIST; ctr runs in both too (it
+    runs the CNI plugins)."""
 
-
-def netns_path(name):
-    return "/run/netns/" + name
-
-
-class CniContainerd(Containerd):
-    """containerd in network namespace NS and a private mount namespace; ctr
-    runs in both too (it runs the CNI plugins)."""
-
-    def start(self):
-        self._setup()
-        os.makedirs(os.path.join(self.tmp, "ov"))
-        with open(os.path.join(self.tmp, "10-runm.conflist"), "w") as f:
-            json.dump(CONFLIST, f)
-        self._logf = open(self.log_path, "ab")
-        env = self.env()
-        env["T"] = self.tmp
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", NS, "unshare", "-m", "--propagation", "private", "sh", "-c", SETUP],
-            stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT, env=env, cwd=self.tmp)
-
-        def up():
-            if self.proc.poll() is not None:
-                raise RuntimeError("containerd exited with status %s:\n%s" % (
-                    self.proc.returncode, self.log()[-4000:]))
-            return os.path.exists(self.address) and \
-                self.ctr("version", timeout=10, check=False).returncode == 0
-        wait_for(up, self.start_timeout, "containerd to answer in " + NS, interval=0.2)
-        return self
-
-    def nsenter(self):
-        # ip, unshare and sh all exec: the pid is containerd's.
-        return ["nsenter", "--net=" + netns_path(NS), "--mount=/proc/%d/ns/mnt" % self.proc.pid]
-
-    def ctr(self, *args, input=None, timeout=60, check=True, text=None, env=None, **kw):
-        e = self.env()
-        if env:
-            e.update(env)
-        cmd = self.nsenter() + ["ctr", "--address", self.address, "--namespace", self.namespace] + \
-            [str(a) for a in args]
-        return run(cmd, input=input, timeout=timeout, check=check, text=text, env=e, **kw)
-
-    def private_mounts(self):
-        """Mounts under tmp in containerd's mount namespace (the shim's rootfs
-        mounts live there, invisible to lib.leaks) other than the overlays' tmpfs."""
-        res = []
-        try:
-            with open("/proc/%d/mountinfo" % self.proc.pid) as f:
-                for line in f:
-                    mp = line.split()[4]
-                    if mp.startswith(self.tmp + "/") and mp != os.path.join(self.tmp, "ov"):
-                        res.append(mp)
-        except OSError:
-            pass
-        return res
+    def __init__(self, **kw):
+        super().__init__(NS, conflists={"10-runm.conflist": CONFLIST}, **kw)
 
 
 def addr_in(ns, dev="eth0"):

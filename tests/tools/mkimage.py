@@ -103,7 +103,9 @@ def sha(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def build(out, ref=DEFAULT_REF, busybox=DEFAULT_BUSYBOX):
+def build(out, ref=DEFAULT_REF, busybox=DEFAULT_BUSYBOX, entrypoint=None):
+    """Write the image tarball to out. entrypoint: the image's Entrypoint (a
+    list), or None for none (then Cmd ["sh"])."""
     layer = layer_tar(busybox)
     gzbuf = io.BytesIO()
     with gzip.GzipFile(fileobj=gzbuf, mode="wb", mtime=0, filename="") as gz:
@@ -122,6 +124,9 @@ def build(out, ref=DEFAULT_REF, busybox=DEFAULT_BUSYBOX):
         "rootfs": {"type": "layers", "diff_ids": [sha(layer)]},
         "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "tests/tools/mkimage.py"}],
     }
+    if entrypoint is not None:
+        config["config"]["Entrypoint"] = list(entrypoint)
+        config["config"]["Cmd"] = []
     config_b = json.dumps(config, sort_keys=True).encode()
     manifest = {
         "schemaVersion": 2,
@@ -176,18 +181,20 @@ def build(out, ref=DEFAULT_REF, busybox=DEFAULT_BUSYBOX):
     return out
 
 
-def cached(cache_dir, ref=DEFAULT_REF, busybox=DEFAULT_BUSYBOX):
+def cached(cache_dir, ref=DEFAULT_REF, busybox=DEFAULT_BUSYBOX, entrypoint=None):
     """Path of the image tarball in cache_dir, built if missing. The name carries
-    a hash of busybox, this script and the ref, so any change rebuilds."""
+    a hash of busybox, this script, the ref and the entrypoint, so any change rebuilds."""
     h = hashlib.sha256()
     with open(busybox, "rb") as f:
         h.update(f.read())
     with open(os.path.abspath(__file__), "rb") as f:
         h.update(f.read())
     h.update(ref.encode())
+    if entrypoint is not None:
+        h.update(json.dumps(list(entrypoint)).encode())
     out = os.path.join(cache_dir, "busybox-%s.tar" % h.hexdigest()[:16])
     if not os.path.exists(out):
-        build(out, ref, busybox)
+        build(out, ref, busybox, entrypoint)
     return out
 
 
