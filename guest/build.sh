@@ -16,12 +16,12 @@
 #   kernel-release    the kernel's `uname -r`, for information.
 #
 # Kernels (--kernel, or $GUEST_KERNEL):
-#   source            built from Debian's linux-source-6.1 with the config in
+#   source (default)  built from Debian's linux-source-6.1 with the config in
 #                     guest/kernel/ARCH.config, everything built in, no modules
 #                     (guest/kernel/build.sh; cached outside the clone, under
 #                     $RUNM_CACHE or /var/cache/runm, keyed by config, source
 #                     version and compiler: a matching key builds nothing).
-#   debian (default)  Debian's packaged kernel (linux-image-amd64), its virtio,
+#   debian            Debian's packaged kernel (linux-image-amd64), its virtio,
 #                     9p, overlay and vsock modules in the initramfs: the
 #                     fallback, slower to boot (2.5 s against 1.1 s for `runm
 #                     run true` under TCG) and twice the memory.
@@ -54,7 +54,7 @@ ARCH=
 AGENT=
 OUT=
 CACHE=
-KSOURCE=${GUEST_KERNEL:-debian}
+KSOURCE=${GUEST_KERNEL:-source}
 # Measured on the TCG test machine (see the end of this file): an uncompressed
 # initramfs boots fastest; gzip/lz4 only save disk.
 COMPRESS=${RUNM_GUEST_COMPRESS:-none}
