@@ -1,4 +1,6 @@
-/* task.c - see task.h. The container table and teardown live in container.c.
+/* task.c - see task.h: the task lifecycle (create, start, wait, kill, exec,
+ * delete, shutdown). The container table and teardown live in container.c,
+ * agent calls in flight and lookups in call.c, pids/stats/pause in inspect.c.
  *
  * Everything runs on the shim's one loop. Requests that need the agent are
  * answered from the agent's reply callback; those callbacks find their
@@ -6,6 +8,7 @@
  * so a container deleted meanwhile is simply not found. */
 #include "task.h"
 #include "container.h"
+#include "task-internal.h"
 #include "holder.h"
 #include "metrics.h"
 #include "options.h"
@@ -30,60 +33,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define AGENT_TIMEOUT_MS 60000 /* crun under TCG emulation can take seconds */
 #define TASK_SERVICE "containerd.task.v2.Task"
 
-struct task_service {
-	struct container_table table;
-	struct loop *loop;
-	void (*shutdown_cb)(void *data);
-	void *shutdown_data;
-	bool shutting_down;
-};
-
-/* An agent call in flight: what to answer, and whom it concerns. */
-struct call {
-	struct container_table *table;
-	uint64_t cserial, pserial;
-	struct ttrpc_stream *s;
-};
-
 /* ---------------------------------------------------------------- helpers */
-
-static struct call *call_new(struct container_table *t, struct container *c, struct process *p,
-			     struct ttrpc_stream *s)
-{
-	struct call *k = xzalloc(sizeof(*k));
-	k->table = t;
-	k->cserial = c ? c->serial : 0;
-	k->pserial = p ? p->serial : 0;
-	k->s = s;
-	return k;
-}
-
-/* Resolve a call's container and process; if either is gone, answer its
- * stream NOT_FOUND and return false. */
-static bool call_resolve(struct call *k, struct container **c, struct process **p)
-{
-	*c = container_by_serial(k->table, k->cserial);
-	*p = container_process_by_serial(*c, k->pserial);
-	if (*c == NULL || *p == NULL) {
-		if (k->s)
-			ttrpc_reply_error(k->s, TTRPC_NOT_FOUND, "the container or process went away");
-		k->s = NULL;
-		return false;
-	}
-	return true;
-}
-
-/* The agent's error codes are meaningful to containerd (NOT_FOUND...), except
- * transport ones: the VM is gone. */
-static int agent_code(int code)
-{
-	if (code == TTRPC_UNAVAILABLE || code == TTRPC_CANCELLED)
-		return TTRPC_UNAVAILABLE;
-	return code;
-}
 
 static void fail_create(struct container *c, int code, runm_error_t *err)
 {
@@ -222,35 +174,6 @@ static int join_pod(struct task_service *t, struct container *c, runm_error_t *e
 }
 
 /* ---------------------------------------------------------------- handlers */
-
-#define UNPACK_OR_FAIL(var, type, desc)                                               \
-	cleanup_pb type *var = PB_UNPACK(type, desc, payload, len);                   \
-	if (var == NULL) {                                                            \
-		ttrpc_reply_error(s, TTRPC_INVALID_ARGUMENT, "cannot decode " #type); \
-		return;                                                               \
-	}
-
-/* Find the container (and process, exec_id "" = init) of a request, or answer NOT_FOUND. */
-static bool lookup(struct task_service *t, struct ttrpc_stream *s, const char *id, const char *exec_id,
-		   struct container **c, struct process **p)
-{
-	*c = container_find(&t->table, id);
-	if (*c == NULL) {
-		ttrpc_reply_error(s, TTRPC_NOT_FOUND, "container %s: not found", id);
-		return false;
-	}
-	if (p == NULL)
-		return true;
-	*p = (*c)->create_stream ? NULL : process_find((*c)->procs, exec_id);
-	if (*p == NULL) {
-		if (exec_id[0])
-			ttrpc_reply_error(s, TTRPC_NOT_FOUND, "exec %s of container %s: not found", exec_id, id);
-		else
-			ttrpc_reply_error(s, TTRPC_NOT_FOUND, "container %s: not created yet", id);
-		return false;
-	}
-	return true;
-}
 
 static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
@@ -436,7 +359,7 @@ static void h_start(struct ttrpc_stream *s, const uint8_t *payload, size_t len, 
 	struct container *c;
 	struct process *p;
 
-	if (!lookup(t, s, req->id, req->exec_id, &c, &p))
+	if (!task_lookup(t, s, req->id, req->exec_id, &c, &p))
 		return;
 	if (p->status != PROCESS_CREATED || p->exited) {
 		ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "process `%s` of %s was already started", p->exec_id,
@@ -473,7 +396,7 @@ static void h_wait(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 	struct container *c;
 	struct process *p;
 
-	if (lookup(ctx, s, req->id, req->exec_id, &c, &p))
+	if (task_lookup(ctx, s, req->id, req->exec_id, &c, &p))
 		process_wait(p, s);
 }
 
@@ -485,7 +408,7 @@ static void h_state(struct ttrpc_stream *s, const uint8_t *payload, size_t len, 
 	struct container *c;
 	struct process *p;
 
-	if (!lookup(ctx, s, req->id, req->exec_id, &c, &p))
+	if (!task_lookup(ctx, s, req->id, req->exec_id, &c, &p))
 		return;
 	resp.id = p->exec_id[0] ? p->exec_id : c->id;
 	resp.bundle = c->bundle;
@@ -504,23 +427,6 @@ static void h_state(struct ttrpc_stream *s, const uint8_t *payload, size_t len, 
 		resp.exited_at = &ts;
 	}
 	ttrpc_reply(s, &resp.base);
-}
-
-static void on_agent_empty(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
-{
-	cleanup_free struct call *k = data;
-	(void)payload;
-	(void)len;
-
-	if (k->s == NULL) {
-		if (code != TTRPC_OK)
-			log_warn("agent call: %s", msg ? msg : "failed");
-		return;
-	}
-	if (code != TTRPC_OK)
-		ttrpc_reply_error(k->s, agent_code(code), "%s", msg ? msg : "agent call failed");
-	else
-		ttrpc_reply(k->s, NULL);
 }
 
 /* SIGKILL to the init must end the container even when the guest does not
@@ -551,7 +457,7 @@ static void h_kill(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 	struct process *p;
 	bool is_init;
 
-	if (!lookup(t, s, req->id, req->exec_id, &c, &p))
+	if (!task_lookup(t, s, req->id, req->exec_id, &c, &p))
 		return;
 	is_init = p->exec_id[0] == '\0';
 	if (p->status == PROCESS_STOPPED) {
@@ -596,7 +502,7 @@ static void h_delete(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 	struct process *p;
 	uint64_t exited_at;
 
-	if (!lookup(t, s, req->id, req->exec_id, &c, &p))
+	if (!task_lookup(t, s, req->id, req->exec_id, &c, &p))
 		return;
 	if (p->status == PROCESS_RUNNING && !c->vm_dead) {
 		ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "process `%s` of %s is still running", p->exec_id,
@@ -678,7 +584,7 @@ static void h_exec(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 	struct container *c;
 	struct process *p;
 
-	if (!lookup(t, s, req->id, NULL, &c, NULL))
+	if (!task_lookup(t, s, req->id, NULL, &c, NULL))
 		return;
 	if (req->exec_id[0] == '\0' || strchr(req->exec_id, '/')) {
 		ttrpc_reply_error(s, TTRPC_INVALID_ARGUMENT, "bad exec id `%s`", req->exec_id);
@@ -726,7 +632,7 @@ static void h_resize_pty(struct ttrpc_stream *s, const uint8_t *payload, size_t 
 	struct container *c;
 	struct process *p;
 
-	if (!lookup(t, s, req->id, req->exec_id, &c, &p))
+	if (!task_lookup(t, s, req->id, req->exec_id, &c, &p))
 		return;
 	if (!p->terminal || p->exited || c->vm_dead) {
 		ttrpc_reply(s, NULL);
@@ -745,120 +651,11 @@ static void h_close_io(struct ttrpc_stream *s, const uint8_t *payload, size_t le
 	struct container *c;
 	struct process *p;
 
-	if (!lookup(ctx, s, req->id, req->exec_id, &c, &p))
+	if (!task_lookup(ctx, s, req->id, req->exec_id, &c, &p))
 		return;
 	if (req->stdin)
 		process_close_stdin(p);
 	ttrpc_reply(s, NULL);
-}
-
-static void on_agent_pids(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
-{
-	cleanup_free struct call *k = data;
-	cleanup_pb Runm__Agent__V1__PidsResponse *resp = NULL;
-	Containerd__Task__V2__PidsResponse reply = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
-	cleanup_free Containerd__V1__Types__ProcessInfo *infos = NULL;
-	cleanup_free Containerd__V1__Types__ProcessInfo **ptrs = NULL;
-
-	if (code != TTRPC_OK) {
-		ttrpc_reply_error(k->s, agent_code(code), "pids: %s", msg ? msg : "failed");
-		return;
-	}
-	resp = PB_UNPACK(Runm__Agent__V1__PidsResponse, runm__agent__v1__pids_response__descriptor, payload, len);
-	if (resp && resp->n_processes) {
-		infos = xzalloc(resp->n_processes * sizeof(*infos));
-		ptrs = xzalloc(resp->n_processes * sizeof(*ptrs));
-		for (size_t i = 0; i < resp->n_processes; i++) {
-			containerd__v1__types__process_info__init(&infos[i]);
-			infos[i].pid = resp->processes[i]->pid;
-			ptrs[i] = &infos[i];
-		}
-		reply.n_processes = resp->n_processes;
-		reply.processes = ptrs;
-	}
-	ttrpc_reply(k->s, &reply.base);
-}
-
-static void h_pids(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
-{
-	UNPACK_OR_FAIL(req, Containerd__Task__V2__PidsRequest, containerd__task__v2__pids_request__descriptor);
-	Runm__Agent__V1__ContainerRequest areq = RUNM__AGENT__V1__CONTAINER_REQUEST__INIT;
-	struct task_service *t = ctx;
-	struct container *c;
-
-	if (!lookup(t, s, req->id, NULL, &c, NULL))
-		return;
-	areq.container_id = c->id;
-	if (c->vm_dead || c->init == NULL || c->create_stream || c->init->status == PROCESS_STOPPED) {
-		Containerd__Task__V2__PidsResponse empty = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
-		ttrpc_reply(s, &empty.base);
-		return;
-	}
-	sandbox_call(c->sb, "Pids", &areq.base, AGENT_TIMEOUT_MS, 0, on_agent_pids, call_new(&t->table, c, NULL, s));
-}
-
-static void pause_resume(struct ttrpc_stream *s, struct task_service *t, const char *id, bool pause)
-{
-	cleanup_error runm_error_t err = NULL;
-	struct container *c;
-
-	if (!lookup(t, s, id, NULL, &c, NULL))
-		return;
-	if (c->sb == NULL || c->create_stream || c->vm_dead || c->init == NULL ||
-	    c->init->status == PROCESS_STOPPED) {
-		ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "container %s is not running", id);
-		return;
-	}
-	if (c->paused == pause) {
-		ttrpc_reply(s, NULL);
-		return;
-	}
-	/* Pausing is freezing the VM: it would freeze the whole pod. */
-	if (container_vm_peers(c) > 0) {
-		ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION,
-				  "container %s shares its VM with its pod: pausing one container of a pod is not "
-				  "supported", id);
-		return;
-	}
-	if ((pause ? sandbox_pause(c->sb, &err) : sandbox_resume(c->sb, &err)) < 0) {
-		ttrpc_reply_error(s, TTRPC_INTERNAL, "%s %s: %s", pause ? "pause" : "resume", id, runm_error_msg(err));
-		return;
-	}
-	c->paused = pause;
-	log_info("%s: %s", id, pause ? "paused" : "resumed");
-	if (pause) {
-		Containerd__Events__TaskPaused ev = CONTAINERD__EVENTS__TASK_PAUSED__INIT;
-		ev.container_id = c->id;
-		container_publish(&t->table, "/tasks/paused", "containerd.events.TaskPaused", &ev.base);
-	} else {
-		Containerd__Events__TaskResumed ev = CONTAINERD__EVENTS__TASK_RESUMED__INIT;
-		ev.container_id = c->id;
-		container_publish(&t->table, "/tasks/resumed", "containerd.events.TaskResumed", &ev.base);
-	}
-	ttrpc_reply(s, NULL);
-}
-
-static void h_pause(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
-{
-	UNPACK_OR_FAIL(req, Containerd__Task__V2__PauseRequest, containerd__task__v2__pause_request__descriptor);
-	pause_resume(s, ctx, req->id, true);
-}
-
-static void h_resume(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
-{
-	UNPACK_OR_FAIL(req, Containerd__Task__V2__ResumeRequest, containerd__task__v2__resume_request__descriptor);
-	pause_resume(s, ctx, req->id, false);
-}
-
-static void h_connect(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
-{
-	UNPACK_OR_FAIL(req, Containerd__Task__V2__ConnectRequest, containerd__task__v2__connect_request__descriptor);
-	Containerd__Task__V2__ConnectResponse resp = CONTAINERD__TASK__V2__CONNECT_RESPONSE__INIT;
-	struct container *c = container_find(&((struct task_service *)ctx)->table, req->id);
-
-	resp.shim_pid = (uint32_t)getpid();
-	resp.task_pid = c && c->init ? c->init->pid : 0;
-	ttrpc_reply(s, &resp.base);
 }
 
 static void shutdown_now(struct loop *l, void *data)
@@ -896,76 +693,13 @@ static void h_shutdown(struct ttrpc_stream *s, const uint8_t *payload, size_t le
 	loop_timer_add(t->loop, 1000, shutdown_now, t);
 }
 
-static void on_agent_stats(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
-{
-	cleanup_free struct call *k = data;
-	cleanup_pb Runm__Agent__V1__StatsResponse *resp = NULL;
-	Containerd__Task__V2__StatsResponse reply = CONTAINERD__TASK__V2__STATS_RESPONSE__INIT;
-	Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
-	struct metrics_figures m = { 0 };
-	cleanup_free uint8_t *buf = NULL;
-
-	if (code != TTRPC_OK) {
-		ttrpc_reply_error(k->s, agent_code(code), "stats: %s", msg ? msg : "failed");
-		return;
-	}
-	resp = PB_UNPACK(Runm__Agent__V1__StatsResponse, runm__agent__v1__stats_response__descriptor, payload, len);
-	if (resp) {
-		m.pids = resp->pids;
-		m.cpu_usage_ns = resp->cpu_usage_ns;
-		m.mem_usage = resp->memory_usage_bytes;
-		m.mem_limit = resp->memory_limit_bytes;
-	}
-	buf = metrics_encode_v1(&m, &any.value.len);
-	any.value.data = buf;
-	any.type_url = (char *)METRICS_V1_TYPE_URL;
-	reply.stats = &any;
-	ttrpc_reply(k->s, &reply.base);
-}
-
-static void h_stats(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
-{
-	UNPACK_OR_FAIL(req, Containerd__Task__V2__StatsRequest, containerd__task__v2__stats_request__descriptor);
-	Runm__Agent__V1__ContainerRequest areq = RUNM__AGENT__V1__CONTAINER_REQUEST__INIT;
-	struct task_service *t = ctx;
-	struct container *c;
-
-	if (!lookup(t, s, req->id, NULL, &c, NULL))
-		return;
-	areq.container_id = c->id;
-	if (c->vm_dead || c->create_stream || c->paused) {
-		ttrpc_reply_error(s, TTRPC_FAILED_PRECONDITION, "container %s: no stats while %s", c->id,
-				  c->paused ? "paused" : "not running");
-		return;
-	}
-	sandbox_call(c->sb, "Stats", &areq.base, AGENT_TIMEOUT_MS, 0, on_agent_stats, call_new(&t->table, c, NULL, s));
-}
-
-static void h_update(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
-{
-	(void)payload;
-	(void)len;
-	(void)ctx;
-	ttrpc_reply_error(s, TTRPC_UNIMPLEMENTED,
-			  "runm: updating the resources of a running container is not supported (its VM is sized "
-			  "at create)");
-}
-
-static void h_checkpoint(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
-{
-	(void)payload;
-	(void)len;
-	(void)ctx;
-	ttrpc_reply_error(s, TTRPC_UNIMPLEMENTED, "runm: checkpoint is not supported");
-}
-
 static const struct ttrpc_method methods[] = {
 	{ "State", h_state },	    { "Create", h_create },	  { "Start", h_start },
-	{ "Delete", h_delete },	    { "Pids", h_pids },		  { "Pause", h_pause },
-	{ "Resume", h_resume },	    { "Checkpoint", h_checkpoint }, { "Kill", h_kill },
+	{ "Delete", h_delete },	    { "Pids", task_h_pids },	  { "Pause", task_h_pause },
+	{ "Resume", task_h_resume }, { "Checkpoint", task_h_checkpoint }, { "Kill", h_kill },
 	{ "Exec", h_exec },	    { "ResizePty", h_resize_pty }, { "CloseIO", h_close_io },
-	{ "Update", h_update },	    { "Wait", h_wait },		  { "Stats", h_stats },
-	{ "Connect", h_connect },   { "Shutdown", h_shutdown },
+	{ "Update", task_h_update }, { "Wait", h_wait },	  { "Stats", task_h_stats },
+	{ "Connect", task_h_connect }, { "Shutdown", h_shutdown },
 };
 
 /* ---------------------------------------------------------------- service */
