@@ -547,6 +547,18 @@ int spec_prepare(const char *id, const char *bundle, const char *json, size_t le
 	json_object_object_del(proc, "selinuxLabel");
 	if (linux_)
 		json_object_object_del(linux_, "mountLabel");
+	/* Limits on what the VM does not have: block devices (its disks are
+	 * 9p shares, and the guest kernel has no io controller), huge pages and
+	 * RDMA. Docker and Podman send blockIO even when nothing is set; crun
+	 * would refuse a controller the guest lacks. */
+	{
+		json_object *res = get_typed(linux_, "resources", json_type_object);
+		if (res) {
+			json_object_object_del(res, "blockIO");
+			json_object_object_del(res, "hugepageLimits");
+			json_object_object_del(res, "rdma");
+		}
+	}
 
 	s->guest_json = xstrdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
 	return 0;

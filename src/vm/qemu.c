@@ -166,7 +166,10 @@ static char *kernel_cmdline(const struct vm_config *cfg, const char *accel)
 	 * fault: microvm has no keyboard controller to reset through) turns
 	 * that into a QEMU exit under -no-reboot: a dead guest never lingers. */
 #if defined(__x86_64__)
-	const char *base = "quiet panic=-1 reboot=t";
+	/* init_on_alloc/free=0: the guest does not zero every page it hands
+	 * out (Debian's default turns it on): 14% of the boot under TCG; the
+	 * VM is the container's alone. */
+	const char *base = "quiet panic=-1 reboot=t init_on_alloc=0 init_on_free=0";
 
 	if (strcmp(accel, "tcg") == 0) {
 		unsigned long khz = host_tsc_khz();
@@ -176,7 +179,7 @@ static char *kernel_cmdline(const struct vm_config *cfg, const char *accel)
 			log_warn("host TSC frequency unknown: TCG guest may hang at boot (no tsc_early_khz)");
 	}
 #else
-	const char *base = "quiet panic=-1";
+	const char *base = "quiet panic=-1 init_on_alloc=0 init_on_free=0";
 	(void)accel;
 #endif
 	return xasprintf("console=%s %s%s%s%s%s", arch.console, base, tsc ? tsc : "",
@@ -288,7 +291,13 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 	push(&argv, "-M");
 	push(&argv, "%s", machine(accel));
 	push(&argv, "-accel");
-	push(&argv, "%s", accel);
+	/* TCG's code cache: QEMU's default is 1 GiB of address space, touched as
+	 * code is translated; 32 MiB cut an idle VM's anonymous memory by 7% and
+	 * its boot by 5% (16 MiB and less make crun slower: cache flushes). */
+	if (strcmp(accel, "tcg") == 0)
+		push(&argv, "tcg,tb-size=%u", VM_TCG_TB_MIB);
+	else
+		push(&argv, "%s", accel);
 	push(&argv, "-cpu");
 	push(&argv, "%s", strcmp(accel, "tcg") == 0 ? "max" : "host");
 	push(&argv, "-m");

@@ -56,6 +56,8 @@ struct vm_config {
 };
 
 #define VM_DEFAULT_MEM_MIB 256
+/* TCG's translated-code cache, MiB (qemu.c). */
+#define VM_TCG_TB_MIB 32
 /* On the guest's kernel command line when the NIC is on a tap (vm_config.tap_fd):
  * the agent leaves eth0 down until the host says how to configure it. */
 #define VM_CMDLINE_NET_MIRROR "runm.net=mirror"

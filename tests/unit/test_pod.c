@@ -103,6 +103,18 @@ TEST(cri_container_needs_a_sandbox_id)
 	CHECK(prepare("web", CFG_HEAD "\"annotations\":{\"" SPEC_ANN_CRI_TYPE "\":7}}", &s, &err) < 0);
 }
 
+TEST(limits_on_what_the_vm_lacks_are_dropped)
+{
+	cleanup_error runm_error_t err = NULL;
+	struct spec s;
+	CHECK(prepare("c1", CFG_HEAD "\"linux\":{\"resources\":{\"blockIO\":{\"weight\":0},\"hugepageLimits\":[],"
+			    "\"pids\":{\"limit\":10}}}}",
+		      &s, &err) == 0);
+	CHECK(strstr(s.guest_json, "blockIO") == NULL && strstr(s.guest_json, "hugepageLimits") == NULL);
+	CHECK(strstr(s.guest_json, "\"pids\"") != NULL);
+	spec_release(&s);
+}
+
 TEST(bad_ids_are_refused)
 {
 	cleanup_error runm_error_t err = NULL;
