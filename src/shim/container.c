@@ -210,6 +210,9 @@ static void orphan_members(struct container *owner)
 	for (struct container *x = owner->table->head; x; x = x->next) {
 		if (x->joined && x->sb == owner->sb) {
 			log_warn("%s: its pod sandbox %s is being removed under it", x->id, owner->id);
+			/* Their relays hold streams of the connection about to go. */
+			for (struct process *p = x->procs; p; p = p->next)
+				process_release_io(p);
 			sandbox_unbind_container(x->sb, x->id);
 			x->sb = NULL;
 			vm_gone(x, now);
