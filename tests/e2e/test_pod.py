@@ -99,6 +99,22 @@ def pod_of_two_containers(cd):
     log("pod p1: 1 VMM for 4 containers, localhost and volume shared, nothing left")
 
 
+@test(timeout=600)
+def sandbox_removed_under_its_container(cd):
+    """Not what CRI does (it removes the containers first), but a user can:
+    the container's processes end as if SIGKILLed, nothing is left."""
+    img = import_busybox(cd)
+    cd.ctr("run", "-d", *pod_args("p2", "sandbox"), img, "p2", *PAUSE, timeout=180)
+    wait_for(lambda: cd.tasks().get("p2") == "RUNNING", 120, "sandbox p2 running", interval=0.2)
+    cd.ctr("run", "-d", *pod_args("p2", "container"), img, "m1", *PAUSE, timeout=180)
+    wait_for(lambda: cd.tasks().get("m1") == "RUNNING", 120, "m1 running", interval=0.2)
+    stop(cd, "p2")
+    wait_for(lambda: cd.tasks().get("m1") in (None, "STOPPED"), 60, "m1 to stop with its VM", interval=0.2)
+    assert not vmms(cd), vmms(cd)
+    stop(cd, "m1")
+    assert_no_leaks(cd, ids=["p2", "m1"], timeout=30)
+
+
 @test(timeout=300)
 def container_without_its_sandbox(cd):
     img = import_busybox(cd)
