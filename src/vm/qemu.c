@@ -306,6 +306,12 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 	push(&argv, "%u", cfg->vcpus ? cfg->vcpus : 1);
 	push(&argv, "-nodefaults");
 	push(&argv, "-no-user-config");
+	/* QEMU's seccomp filter (least privilege, as Firecracker's): a guest
+	 * that escapes into the VMM cannot start programs, gain privileges,
+	 * call obsolete syscalls or change scheduling and limits. runm never
+	 * needs QEMU to spawn anything (no exec: migration, no helpers). */
+	push(&argv, "-sandbox");
+	push(&argv, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
 	push(&argv, "-nographic");
 	/* A guest reboot (or a panic, with panic=-1) ends QEMU: a runm VM never restarts. */
 	push(&argv, "-no-reboot");

@@ -117,6 +117,10 @@ def detached_exec_list_delete():
         run_detached("--pid-file", pidfile, "--bundle", b.path, "det")
         vmm = int(open(pidfile).read())
         assert "qemu" in open("/proc/%d/cmdline" % vmm).read()
+        # The VMM runs confined by QEMU's seccomp filter (mode 2: filter).
+        status = open("/proc/%d/status" % vmm).read()
+        assert "\nSeccomp:\t2\n" in status, "VMM not under seccomp: %r" % [
+            line for line in status.splitlines() if line.startswith("Seccomp")]
         r = runm("exec", "det", "--", "sh", "-c", "echo hi from exec; exit 3", check=False)
         assert r.returncode == 3 and r.stdout == "hi from exec\n", r
         r = runm("exec", "-e", "X=1", "--cwd", "/tmp", "det", "sh", "-c", 'echo "$X $(pwd)"')
