@@ -497,14 +497,18 @@ static int qmp_send(struct qemu_priv *q, const char *cmd, runm_error_t *err)
 	return qmp_send_args(q, cmd, NULL, err);
 }
 
-/* Wait for the reply to the command just sent, skipping events. */
-static int qmp_wait_return(struct qemu_priv *q, const char *cmd, uint64_t deadline_ns, runm_error_t *err)
+/* Wait for the reply to the command just sent, skipping events; its
+ * "return" value in *ret (owned by the caller) unless ret is NULL. */
+static int qmp_wait_value(struct qemu_priv *q, const char *cmd, uint64_t deadline_ns, json_object **ret,
+			  runm_error_t *err)
 {
 	for (;;) {
 		json_object *o = NULL, *v;
 		if (qmp_read(q, deadline_ns, &o, err) < 0)
 			return -1;
-		if (json_object_object_get_ex(o, "return", NULL)) {
+		if (json_object_object_get_ex(o, "return", &v)) {
+			if (ret)
+				*ret = json_object_get(v);
 			json_object_put(o);
 			return 0;
 		}
@@ -521,6 +525,11 @@ static int qmp_wait_return(struct qemu_priv *q, const char *cmd, uint64_t deadli
 			log_debug("QMP event %.64s", json_object_get_string(v));
 		json_object_put(o);
 	}
+}
+
+static int qmp_wait_return(struct qemu_priv *q, const char *cmd, uint64_t deadline_ns, runm_error_t *err)
+{
+	return qmp_wait_value(q, cmd, deadline_ns, NULL, err);
 }
 
 /* Done lazily, on the first control operation: QEMU greets as soon as the
@@ -704,7 +713,25 @@ static int qemu_save(struct vm *vm, const char *path, uint64_t deadline_ns, runm
 		}
 		json_object_put(o);
 	}
-	/* A completed migration leaves the guest paused (postmigrate): this VM goes on. */
+	/* A completed migration leaves the guest paused, but the COMPLETED event
+	 * comes before the migration thread moves the run state from
+	 * finish-migrate to postmigrate, and `cont` refuses the former ("Migration
+	 * is not finalized yet"). No event marks that step: ask, briefly. */
+	for (;;) {
+		json_object *ret = NULL, *st = NULL;
+		bool finishing;
+		if (qmp_send(q, "query-status", err) < 0 || qmp_wait_value(q, "query-status", deadline_ns, &ret, err) < 0)
+			return runm_error_wrap(err, "save template (VMM pid %d)", (int)vm->pid);
+		finishing = json_object_object_get_ex(ret, "status", &st) &&
+			    strcmp(json_object_get_string(st), "finish-migrate") == 0;
+		json_object_put(ret);
+		if (!finishing)
+			break;
+		if (vm_ms_left(deadline_ns) == 0)
+			return runm_error_make(err, ETIMEDOUT, "save template: the migration does not finish");
+		poll(NULL, 0, 2);
+	}
+	/* This VM goes on to serve its container. */
 	if (qmp_call(q, "cont", NULL, deadline_ns, err) < 0)
 		return runm_error_wrap(err, "resume after saving the template");
 	return 0;
