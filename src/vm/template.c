@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,10 @@
 /* A migration of a small guest takes a fraction of a second (38 MiB for
  * the trimmed kernel, 234 ms measured); on a loaded TCG host, much more. */
 #define TEMPLATE_SAVE_TIMEOUT_MS 30000
+/* Templates kept per root: each is 40-75 MiB, in memory when the root is a
+ * tmpfs, and every VM size (a pod's, a memory limit) has its own. Beyond
+ * this the least recently used go (a restore touches its dir's mtime). */
+#define TEMPLATE_MAX_KEEP 8
 
 char *vm_template_root(void)
 {
@@ -112,6 +117,8 @@ void vm_template_prepare(struct vm *vm, const struct vm_config *cfg)
 	}
 	if (read_file_at(AT_FDCWD, desc_path, 1 << 16, &have, NULL, NULL) == 0 && access(snap, R_OK) == 0) {
 		if (strcmp(have, vm->tpl_desc) == 0) {
+			/* Recently used: kept by evict_old. */
+			utimensat(AT_FDCWD, vm->tpl_dir, NULL, 0);
 			vm->restore_path = steal_ptr(&snap);
 			return;
 		}
@@ -136,6 +143,44 @@ bool vm_template_wanted(const struct vm *vm)
 const char *vm_template_dir(const struct vm *vm)
 {
 	return vm->tpl_dir;
+}
+
+/* Keep the TEMPLATE_MAX_KEEP most recently used templates under root. */
+static void evict_old(const char *root)
+{
+	struct {
+		char name[64];
+		struct timespec mtime;
+	} t[64];
+	size_t n = 0;
+	DIR *d = opendir(root);
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL && n < ARRAY_SIZE(t)) {
+		struct stat st;
+		/* Only complete templates: <key> (16 hex digits), not .tmp-* or *.bad-*. */
+		if (strlen(e->d_name) != 16 || strspn(e->d_name, "0123456789abcdef") != 16)
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		snprintf(t[n].name, sizeof(t[n].name), "%s", e->d_name);
+		t[n++].mtime = st.st_mtim;
+	}
+	closedir(d);
+	while (n > TEMPLATE_MAX_KEEP) {
+		size_t oldest = 0;
+		cleanup_free char *path = NULL;
+		for (size_t i = 1; i < n; i++)
+			if (t[i].mtime.tv_sec < t[oldest].mtime.tv_sec ||
+			    (t[i].mtime.tv_sec == t[oldest].mtime.tv_sec && t[i].mtime.tv_nsec < t[oldest].mtime.tv_nsec))
+				oldest = i;
+		path = xasprintf("%s/%s", root, t[oldest].name);
+		log_info("template %s: least recently used of more than %d, removed", path, TEMPLATE_MAX_KEEP);
+		rm_rf(path, NULL);
+		t[oldest] = t[--n];
+	}
 }
 
 int vm_template_save(struct vm *vm, runm_error_t *err)
@@ -173,6 +218,8 @@ int vm_template_save(struct vm *vm, runm_error_t *err)
 	}
 	if (rm_rf(tmp, &rmerr) < 0)
 		log_warn("%s", runm_error_msg(rmerr));
+	if (r == 0)
+		evict_old(root);
 	return r;
 }
 
