@@ -501,8 +501,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	vc.tap_fd = tap_fd;
 	vc.netns_fd = netns_fd;
 	vc.accel = NULL; /* set below, once it outlives rc */
-	/* Not for a tap: its MAC is per VM and part of the NIC's migrated state. */
-	vc.warm = tap_fd < 0 && sandbox_warm_wanted(cfg);
+	vc.warm = sandbox_warm_wanted(cfg);
 
 	sb = xzalloc(sizeof(*sb));
 	sb->loop = loop;

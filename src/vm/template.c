@@ -149,7 +149,7 @@ const char *vm_template_dir(const struct vm *vm)
 static void evict_old(const char *root)
 {
 	struct {
-		char name[64];
+		char name[17]; /* a key: 16 hex digits */
 		struct timespec mtime;
 	} t[64];
 	size_t n = 0;
@@ -165,7 +165,7 @@ static void evict_old(const char *root)
 			continue;
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
 			continue;
-		snprintf(t[n].name, sizeof(t[n].name), "%s", e->d_name);
+		memcpy(t[n].name, e->d_name, sizeof(t[n].name)); /* its NUL included: the length was checked */
 		t[n++].mtime = st.st_mtim;
 	}
 	closedir(d);

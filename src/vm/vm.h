@@ -54,9 +54,7 @@ struct vm_config {
 				    * error, never a fallback ($RUNM_ACCEL overrides it) */
 	const char *qemu_binary;   /* NULL = qemu-system-<arch> from PATH ($RUNM_QEMU overrides) */
 	/* Warm start: restore from this configuration's template if there is
-	 * one, else boot cold and let the caller save one (vm_template_save).
-	 * User-mode NAT or no network only: a tap VM cold-boots (its MAC is
-	 * per VM, and part of the NIC's migrated state). */
+	 * one, else boot cold and let the caller save one (vm_template_save). */
 	bool warm;
 };
 
@@ -119,7 +117,7 @@ bool vm_is_ours(pid_t pid, const char *state_dir);
 /* $RUNM_TEMPLATE_DIR, else <state root>/templates (/run/runm/templates as root). malloc'd. */
 char *vm_template_root(void);
 /* What a template for cfg under accel must match (*desc) and its key
- * (*key, 16 hex digits), both malloc'd; -1 if cfg cannot have one (a tap). */
+ * (*key, 16 hex digits), both malloc'd. */
 int vm_template_describe(const struct vm_config *cfg, const char *accel, char **desc, char **key,
 			 runm_error_t *err);
 /* Whether vm_start restored this VM from a template: the agent's hello was
