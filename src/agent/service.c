@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/random.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,38 @@ static struct proc *find_or_fail(struct ttrpc_stream *s, const char *container_i
 	return p;
 }
 
+/* Mix the host's bytes into the input pool, credited (the host's getrandom
+ * is as good a source as any the guest has), then reseed the CRNG at once:
+ * since Linux 5.18 added input only reaches /dev/urandom at the next
+ * scheduled reseed (up to a minute), and until then every VM restored from
+ * one template would read the same bytes. */
+static void reseed(const uint8_t *bytes, size_t len)
+{
+	struct {
+		int entropy_count;
+		int buf_size;
+		uint8_t buf[256];
+	} e;
+	int fd;
+
+	if (len > sizeof(e.buf))
+		len = sizeof(e.buf);
+	e.entropy_count = (int)len * 8;
+	e.buf_size = (int)len;
+	memcpy(e.buf, bytes, len);
+	fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_warn("reseed: open /dev/urandom: %s", strerror(errno));
+		return;
+	}
+	if (ioctl(fd, RNDADDENTROPY, &e) < 0)
+		log_warn("reseed: RNDADDENTROPY: %s", strerror(errno));
+	else if (ioctl(fd, RNDRESEEDCRNG) < 0)
+		log_warn("reseed: RNDRESEEDCRNG: %s", strerror(errno));
+	explicit_bzero(&e, sizeof(e));
+	close(fd);
+}
+
 static void h_ping(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
 	UNPACK_OR_FAIL(req, Runm__Agent__V1__PingRequest, runm__agent__v1__ping_request__descriptor);
@@ -84,6 +117,8 @@ static void h_ping(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 				       .tv_nsec = (long)(req->host_time_ns % 1000000000ull) };
 		clock_settime(CLOCK_REALTIME, &ts);
 	}
+	if (req->entropy.len > 0)
+		reseed(req->entropy.data, req->entropy.len);
 	uname(&u);
 	resp.version = (char *)"runm-agent 0.1";
 	resp.kernel = u.release;

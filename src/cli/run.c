@@ -615,6 +615,7 @@ static int monitor_main(const struct cli *cli, int argc, char **argv, bool creat
 	cfg.initrd = rc.initrd;
 	cfg.default_mem_mib = rc.default_mem_mib;
 	cfg.default_vcpus = rc.default_vcpus;
+	cfg.warm_start = rc.warm_start;
 	if (sandbox_start(m.loop, &cfg, on_ready, on_vmm_exit, &m, &m.sb, &err) < 0)
 		goto out;
 	loop_run(m.loop);

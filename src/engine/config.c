@@ -103,6 +103,12 @@ int config_parse(const char *text, size_t len, const char *origin, struct runm_c
 			out->accel = s;
 			if (strcmp(s, "auto") == 0) /* the same as not saying */
 				out->accel = NULL, free(s);
+		} else if (strcmp(key, "warm_start") == 0) {
+			if (strcmp(val, "true") != 0 && strcmp(val, "false") != 0) {
+				runm_error_make(err, 0, "%s:%u: %s: expected true or false", origin, lineno, key);
+				goto fail;
+			}
+			out->warm_start = val[0] == 't' ? CONFIG_ON : CONFIG_OFF;
 		} else if (strcmp(key, "default_memory_mib") == 0) {
 			if (!uint_value(val, 1u << 20, &out->default_mem_mib)) {
 				runm_error_make(err, 0, "%s:%u: %s: expected 1..1048576", origin, lineno, key);

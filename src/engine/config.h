@@ -8,6 +8,7 @@
  *   default_memory_mib = 512
  *   default_vcpus = 2
  *   accel = "auto"        # or "kvm", "tcg", "hvf": an explicit one never falls back
+ *   warm_start = true     # restore VMs from a template snapshot ($RUNM_WARM_START=0/1 overrides)
  *
  * containerd names another file per runtime through runtime options
  * (`ctr run --runtime-config-path`, CRI's `ConfigPath`). Admin input, still
@@ -28,7 +29,11 @@ struct runm_config {
 	unsigned default_mem_mib; /* 0 = VM_DEFAULT_MEM_MIB */
 	unsigned default_vcpus;   /* 0 = 1 */
 	char *accel;              /* NULL = "auto"; else "kvm", "tcg" or "hvf" ($RUNM_ACCEL overrides) */
+	int warm_start;           /* CONFIG_UNSET, CONFIG_OFF or CONFIG_ON */
 };
+
+/* A boolean setting: not given (the built-in default), false, true. */
+enum { CONFIG_UNSET = 0, CONFIG_OFF = 1, CONFIG_ON = 2 };
 
 int config_parse(const char *text, size_t len, const char *origin, struct runm_config *out, runm_error_t *err);
 /* Read and parse path; a missing file is an empty config when `optional`. */

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -43,6 +44,10 @@ struct sandbox {
 	int tap_fd;
 	unsigned timeout_ms;
 	bool retried;
+	bool restored;           /* this VM came from a template */
+	unsigned boot_gen;       /* bumped per boot: a late Ping reply of an abandoned boot is ignored */
+	unsigned closing;        /* connections of abandoned boots whose on_close is still to run */
+	uint64_t boot_start_ns;
 	char *shared_dir;        /* <state_dir>/shared, where containers are bound (stage.h) */
 	char **bound;            /* ids of the containers bound there */
 	char *resolv_file;       /* the container's bound /etc/resolv.conf, read at mirror time (dnsrelay.h) */
@@ -111,6 +116,50 @@ static void boot_release(struct sandbox *sb)
 
 static int boot(struct sandbox *sb, runm_error_t *err);
 
+/* Undo a boot that failed before the agent answered, for another try. */
+static void abandon_boot(struct sandbox *sb)
+{
+	loop_timer_cancel(sb->deadline);
+	sb->deadline = NULL;
+	loop_unwatch(sb->w_chan);
+	sb->w_chan = NULL;
+	loop_unwatch(sb->w_vmm);
+	sb->w_vmm = NULL;
+	close_and_reset(&sb->chan);
+	sb->hello_len = 0;
+	if (sb->conn) {
+		/* Its on_close (and the Ping's UNAVAILABLE) run later, from the loop. */
+		sb->closing++;
+		ttrpc_conn_close(sb->conn);
+		sb->conn = NULL;
+	}
+	vm_free(sb->vm);
+	sb->vm = NULL;
+}
+
+/* A restore that failed (the VMM died, the agent did not answer): drop the
+ * template and boot cold, in the same start, without saving a new one this
+ * time (a template that keeps failing then costs one failed restore in two
+ * starts, not every start). */
+static bool retry_cold(struct sandbox *sb, runm_error_t *why)
+{
+	cleanup_error runm_error_t err = NULL;
+
+	if (!sb->restored || sb->vm == NULL)
+		return false;
+	log_warn("VM of %s: restore from template %s failed (%s); template removed, booting cold", sb->id,
+		 vm_template_dir(sb->vm), runm_error_msg(*why));
+	vm_template_drop(sb->vm);
+	abandon_boot(sb);
+	sb->restored = false;
+	sb->vc.warm = false;
+	if (boot(sb, &err) < 0) {
+		log_error("VM of %s: cold boot after a failed restore: %s", sb->id, runm_error_msg(err));
+		return false;
+	}
+	return true;
+}
+
 /* A boot under an automatically chosen KVM that failed as KVM's: once more
  * under TCG, in the same start (vm_kvm_fallback remembered the verdict). */
 static bool retry_under_tcg(struct sandbox *sb, bool timed_out)
@@ -120,16 +169,7 @@ static bool retry_under_tcg(struct sandbox *sb, bool timed_out)
 	if (sb->retried || sb->vm == NULL || !vm_kvm_fallback(sb->vm, timed_out))
 		return false;
 	sb->retried = true;
-	loop_timer_cancel(sb->deadline);
-	sb->deadline = NULL;
-	loop_unwatch(sb->w_chan);
-	sb->w_chan = NULL;
-	loop_unwatch(sb->w_vmm);
-	sb->w_vmm = NULL;
-	close_and_reset(&sb->chan);
-	sb->hello_len = 0;
-	vm_free(sb->vm);
-	sb->vm = NULL;
+	abandon_boot(sb);
 	sb->vc.accel = "tcg";
 	if (boot(sb, &err) < 0) {
 		log_error("VM of %s: retry under TCG: %s", sb->id, runm_error_msg(err));
@@ -143,7 +183,7 @@ static void fail_boot(struct sandbox *sb, runm_error_t *err, bool timed_out)
 	sandbox_ready_fn cb = sb->ready_cb;
 	cleanup_free char *tail = NULL;
 
-	if (!sb->ready && retry_under_tcg(sb, timed_out))
+	if (!sb->ready && (retry_cold(sb, err) || retry_under_tcg(sb, timed_out)))
 		return;
 	cb = sb->ready_cb;
 	tail = vm_console_tail(sb->vm, 2000);
@@ -228,18 +268,30 @@ static void sandbox_destroy(struct sandbox *sb)
 static void on_conn_closed(struct ttrpc_conn *c, void *data)
 {
 	struct sandbox *sb = data;
-	(void)c;
-	sb->conn = NULL;
-	if (sb->free_pending)
+	if (sb->conn == c)
+		sb->conn = NULL;
+	else if (sb->closing > 0)
+		sb->closing--;
+	if (sb->free_pending && sb->conn == NULL && sb->closing == 0)
 		sandbox_destroy(sb);
 }
 
+struct ping_ctx {
+	struct sandbox *sb;
+	unsigned gen;
+};
+
 static void on_ping(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
 {
-	struct sandbox *sb = data;
+	struct ping_ctx *pc = data;
+	struct sandbox *sb = pc->sb;
 	cleanup_pb Runm__Agent__V1__PingResponse *resp = NULL;
 	sandbox_ready_fn cb = sb->ready_cb;
+	bool stale = pc->gen != sb->boot_gen;
 
+	free(pc);
+	if (stale) /* the boot it belonged to was abandoned */
+		return;
 	if (code != TTRPC_OK) {
 		cleanup_error runm_error_t err = NULL;
 		runm_error_make(&err, 0, "agent ping: %s", msg);
@@ -252,9 +304,57 @@ static void on_ping(void *data, int code, const char *msg, const uint8_t *payloa
 	sb->deadline = NULL;
 	sb->ready = true;
 	sb->ready_cb = NULL;
+	log_info("VM of %s: agent answered %llu ms after the VMM started (%s)", sb->id,
+		 (unsigned long long)((now_mono_ns() - sb->boot_start_ns) / 1000000),
+		 sb->restored ? "restored from a template" : "cold boot");
 	boot_release(sb);
 	if (cb)
 		cb(sb, NULL, sb->data);
+}
+
+/* Ping sets the guest's clock and reseeds its RNG: both come from the
+ * template in a restored VM, the same in every copy. */
+static void send_ping(struct sandbox *sb)
+{
+	Runm__Agent__V1__PingRequest ping = RUNM__AGENT__V1__PING_REQUEST__INIT;
+	struct ping_ctx *pc = xzalloc(sizeof(*pc));
+	uint8_t seed[64];
+	size_t got = 0;
+
+	while (got < sizeof(seed)) {
+		ssize_t n = getrandom(seed + got, sizeof(seed) - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got < sizeof(seed))
+		log_warn("VM of %s: getrandom: %s; guest RNG not reseeded", sb->id, strerror(errno));
+	ping.host_time_ns = now_real_ns();
+	ping.entropy.data = seed;
+	ping.entropy.len = got == sizeof(seed) ? got : 0;
+	pc->sb = sb;
+	pc->gen = sb->boot_gen;
+	ttrpc_call(sb->conn, AGENT_SERVICE, "Ping", &ping.base, 10000, 0, on_ping, pc);
+	explicit_bzero(seed, sizeof(seed));
+}
+
+/* Right after the first hello for this template key, before Ping and before
+ * anything is mounted in the guest (QEMU refuses to migrate with a 9p share
+ * mounted). Synchronous: the loop waits for the migration (a fraction of a
+ * second), which this first container pays. A failure costs only the
+ * template: the VM goes on. */
+static void save_template(struct sandbox *sb)
+{
+	cleanup_error runm_error_t err = NULL;
+	uint64_t t0 = now_mono_ns();
+
+	if (vm_template_save(sb->vm, &err) < 0)
+		log_warn("VM of %s: no template saved: %s", sb->id, runm_error_msg(err));
+	else
+		log_info("VM of %s: template %s saved in %llu ms", sb->id, vm_template_dir(sb->vm),
+			 (unsigned long long)((now_mono_ns() - t0) / 1000000));
 }
 
 /* The agent's first bytes are a hello: an empty DATA frame on stream 0, which
@@ -264,7 +364,6 @@ static void on_hello(struct loop *l, int fd, uint32_t events, void *data)
 {
 	struct sandbox *sb = data;
 	static const uint8_t want[TTRPC_HEADER_LEN] = { 0, 0, 0, 0, 0, 0, 0, 0, TTRPC_DATA, 0 };
-	Runm__Agent__V1__PingRequest ping = RUNM__AGENT__V1__PING_REQUEST__INIT;
 	ssize_t n;
 	(void)events;
 
@@ -288,9 +387,10 @@ static void on_hello(struct loop *l, int fd, uint32_t events, void *data)
 		fail(sb, &err);
 		return;
 	}
+	if (vm_template_wanted(sb->vm))
+		save_template(sb);
 	sb->conn = ttrpc_conn_new(l, steal_fd(&sb->chan), NULL, on_conn_closed, sb);
-	ping.host_time_ns = now_real_ns();
-	ttrpc_call(sb->conn, AGENT_SERVICE, "Ping", &ping.base, 10000, 0, on_ping, sb);
+	send_ping(sb);
 }
 
 /* Start the VMM for sb->vc and watch for the agent's hello. */
@@ -298,13 +398,29 @@ static int boot(struct sandbox *sb, runm_error_t *err)
 {
 	unsigned timeout = sb->timeout_ms, trial;
 
+	sb->boot_gen++;
+	sb->boot_start_ns = now_mono_ns();
 	if (vm_start(&sb->vc, &sb->vm, err) < 0)
 		return -1;
+	sb->restored = vm_restored(sb->vm);
 	sb->chan = vm_take_channel_fd(sb->vm);
 	set_nonblock(sb->chan, 1);
-	sb->w_chan = loop_watch_fd(sb->loop, sb->chan, EPOLLIN, on_hello, sb, err);
-	sb->w_vmm = sb->w_chan ? loop_watch_fd(sb->loop, vm_pidfd(sb->vm), EPOLLIN, on_vmm_exit, sb, err) : NULL;
+	sb->w_vmm = loop_watch_fd(sb->loop, vm_pidfd(sb->vm), EPOLLIN, on_vmm_exit, sb, err);
 	if (sb->w_vmm == NULL)
+		return -1;
+	if (sb->restored) {
+		/* The agent's hello went to the host that made the template: the
+		 * agent waits for a request. A short deadline: a restore either
+		 * works at once or not at all. */
+		log_info("VM of %s: restoring from template %s", sb->id, vm_template_dir(sb->vm));
+		sb->conn = ttrpc_conn_new(sb->loop, steal_fd(&sb->chan), NULL, on_conn_closed, sb);
+		send_ping(sb);
+		sb->deadline = loop_timer_add(sb->loop, SANDBOX_RESTORE_TIMEOUT_MS < timeout ? SANDBOX_RESTORE_TIMEOUT_MS : timeout,
+					      on_deadline, sb);
+		return 0;
+	}
+	sb->w_chan = loop_watch_fd(sb->loop, sb->chan, EPOLLIN, on_hello, sb, err);
+	if (sb->w_chan == NULL)
 		return -1;
 	/* An unproven KVM gets a short trial: a guest that crawls under it
 	 * (kvm_pvm) should not cost the whole boot timeout before TCG. */
@@ -385,6 +501,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	vc.tap_fd = tap_fd;
 	vc.netns_fd = netns_fd;
 	vc.accel = NULL; /* set below, once it outlives rc */
+	vc.warm = sandbox_warm_wanted(cfg);
 
 	sb = xzalloc(sizeof(*sb));
 	sb->loop = loop;
@@ -418,6 +535,21 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	}
 	*out = sb;
 	return 0;
+}
+
+bool sandbox_warm_wanted(const struct sandbox_config *cfg)
+{
+	const char *env = getenv("RUNM_WARM_START");
+	if (env && (strcmp(env, "0") == 0 || strcmp(env, "1") == 0))
+		return env[0] == '1';
+	if (cfg->warm_start == CONFIG_ON || cfg->warm_start == CONFIG_OFF)
+		return cfg->warm_start == CONFIG_ON;
+	return SANDBOX_WARM_DEFAULT;
+}
+
+bool sandbox_restored(const struct sandbox *sb)
+{
+	return sb->restored;
 }
 
 int sandbox_mirror_network(struct sandbox *sb, ttrpc_reply_fn cb, void *data, runm_error_t *err)
@@ -590,7 +722,7 @@ void sandbox_free(struct sandbox *sb)
 	free(sb->resolv_file);
 	sb->resolv_file = NULL;
 	sandbox_stop(sb);
-	if (sb->conn) {
+	if (sb->conn || sb->closing) {
 		sb->free_pending = true;
 		return;
 	}

@@ -22,6 +22,12 @@
  * mounts it once. Shown as the source of the container's mounts in its
  * /proc/mounts: nothing that names runm. */
 #define SANDBOX_SHARE_TAG "shared"
+/* Warm start when neither the config nor $RUNM_WARM_START says. */
+#define SANDBOX_WARM_DEFAULT true
+/* A VM restored from a template answers within a fraction of a second
+ * (121 ms measured): past this the template counts as bad and the VM boots
+ * cold. Generous for a loaded TCG host, short next to a cold boot's. */
+#define SANDBOX_RESTORE_TIMEOUT_MS 10000
 
 struct sandbox_config {
 	const char *id;        /* container id, for messages */
@@ -39,6 +45,9 @@ struct sandbox_config {
 	 * of RUNM_CONFIG_DEFAULT (what the CLI runs with). */
 	const char *accel;
 	unsigned boot_timeout_ms; /* 0 = SANDBOX_BOOT_TIMEOUT_MS ($RUNM_BOOT_TIMEOUT_MS overrides) */
+	/* Warm start from a VM template (vm.h): CONFIG_UNSET (SANDBOX_WARM_DEFAULT),
+	 * CONFIG_OFF or CONFIG_ON (config.h); $RUNM_WARM_START=0/1 overrides. */
+	int warm_start;
 };
 
 struct sandbox;
@@ -89,6 +98,11 @@ int sandbox_resume(struct sandbox *sb, runm_error_t *err);
 void sandbox_stop(struct sandbox *sb);
 /* Stop if needed and free everything, the VM's files in state_dir included. */
 void sandbox_free(struct sandbox *sb);
+
+/* Whether sb's VM was restored from a template (else it booted cold). */
+bool sandbox_restored(const struct sandbox *sb);
+/* Whether a sandbox started with cfg would try a warm start. */
+bool sandbox_warm_wanted(const struct sandbox_config *cfg);
 
 /* Where the guest kernel and initramfs are: $RUNM_KERNEL/$RUNM_INITRD, else
  * beside the installed binaries (../share/runm), else the build tree. */

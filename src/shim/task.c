@@ -243,6 +243,7 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 	cfg.initrd = rc.initrd;
 	cfg.default_mem_mib = rc.default_mem_mib;
 	cfg.default_vcpus = rc.default_vcpus;
+	cfg.warm_start = rc.warm_start;
 	/* The runtime options' config file decides, even by saying nothing. */
 	cfg.accel = rc.accel ? rc.accel : "auto";
 	c->create_stream = s;

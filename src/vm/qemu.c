@@ -276,13 +276,18 @@ static int check_ports(const struct vm_config *cfg, runm_error_t *err)
 	return r;
 }
 
+/* key: the command line of a template's key (template.c): what differs per
+ * VM and is not in the migration stream (the console and share paths, the
+ * published ports) is left out. A tap NIC can have one: its MAC is QEMU's
+ * default in every VM (the agent sets the mirrored one, which reaches
+ * virtio-net's filter through the guest driver), its fd number is fixed. */
 static int build_argv(const struct vm_config *cfg, const char *binary, const char *accel, const char *console_path,
-		      char ***out, runm_error_t *err)
+		      const char *restore_path, bool key, char ***out, runm_error_t *err)
 {
 	cleanup_strv char **argv = NULL;
 	cleanup_free char *append = kernel_cmdline(cfg, accel);
 	cleanup_free char *kernel = opt_escape(cfg->kernel), *initrd = opt_escape(cfg->initrd);
-	cleanup_free char *console = opt_escape(console_path);
+	cleanup_free char *console = opt_escape(key ? "@console" : console_path);
 	const char *v = arch.virtio;
 
 	strv_push(&argv, binary);
@@ -351,7 +356,7 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 		if (strlen(s->tag) > 31 || strpbrk(s->tag, ",= \t\n"))
 			return runm_error_make(err, EINVAL, "share tag `%s`: at most 31 characters, no ',', '=' or spaces",
 					       s->tag);
-		path = opt_escape(s->host_path);
+		path = key ? xasprintf("@share%zu", i) : opt_escape(s->host_path);
 		push(&argv, "-fsdev");
 		/* A share now spans several host filesystems (each container's
 		 * rootfs and bind sources are bound into it): multidevs=remap
@@ -374,7 +379,8 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 			push(&argv, "virtio-net-%s,netdev=net0", v);
 	} else if (cfg->network) {
 		cleanup_free char *netdev = xstrdup("user,id=net0");
-		for (size_t i = 0; i < cfg->n_ports; i++) {
+		/* Host forwarding is slirp's configuration, not its migrated state. */
+		for (size_t i = 0; i < (key ? 0 : cfg->n_ports); i++) {
 			const struct vm_port *pt = &cfg->ports[i];
 			/* An empty guest address is slirp's guest (10.0.2.15, which the agent configures). */
 			char *next = xasprintf("%s,hostfwd=%s:%s:%u-:%u", netdev, port_proto(pt), port_ip(pt),
@@ -386,6 +392,11 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 		push(&argv, "%s", netdev);
 		push(&argv, "-device");
 		push(&argv, "virtio-net-%s,netdev=net0", v);
+	}
+	if (restore_path) {
+		/* QEMU 7.2 has no file: URI. The guest runs once loaded (no -S). */
+		push(&argv, "-incoming");
+		push(&argv, "exec:cat '%s'", restore_path);
 	}
 	*out = steal_ptr(&argv);
 	return 0;
@@ -474,9 +485,11 @@ static int qmp_read(struct qemu_priv *q, uint64_t deadline_ns, json_object **out
 	}
 }
 
-static int qmp_send(struct qemu_priv *q, const char *cmd, runm_error_t *err)
+/* args: a JSON object (already encoded), or NULL. */
+static int qmp_send_args(struct qemu_priv *q, const char *cmd, const char *args, runm_error_t *err)
 {
-	cleanup_free char *line = xasprintf("{\"execute\":\"%s\"}\n", cmd);
+	cleanup_free char *line = args ? xasprintf("{\"execute\":\"%s\",\"arguments\":%s}\n", cmd, args)
+				       : xasprintf("{\"execute\":\"%s\"}\n", cmd);
 	size_t len = strlen(line);
 	/* MSG_DONTWAIT: a few dozen bytes always fit an idle socket buffer; if
 	 * they do not, QEMU is wedged and blocking would hang us with it.
@@ -493,14 +506,23 @@ static int qmp_send(struct qemu_priv *q, const char *cmd, runm_error_t *err)
 	return 0;
 }
 
-/* Wait for the reply to the command just sent, skipping events. */
-static int qmp_wait_return(struct qemu_priv *q, const char *cmd, uint64_t deadline_ns, runm_error_t *err)
+static int qmp_send(struct qemu_priv *q, const char *cmd, runm_error_t *err)
+{
+	return qmp_send_args(q, cmd, NULL, err);
+}
+
+/* Wait for the reply to the command just sent, skipping events; its
+ * "return" value in *ret (owned by the caller) unless ret is NULL. */
+static int qmp_wait_value(struct qemu_priv *q, const char *cmd, uint64_t deadline_ns, json_object **ret,
+			  runm_error_t *err)
 {
 	for (;;) {
 		json_object *o = NULL, *v;
 		if (qmp_read(q, deadline_ns, &o, err) < 0)
 			return -1;
-		if (json_object_object_get_ex(o, "return", NULL)) {
+		if (json_object_object_get_ex(o, "return", &v)) {
+			if (ret)
+				*ret = json_object_get(v);
 			json_object_put(o);
 			return 0;
 		}
@@ -517,6 +539,11 @@ static int qmp_wait_return(struct qemu_priv *q, const char *cmd, uint64_t deadli
 			log_debug("QMP event %.64s", json_object_get_string(v));
 		json_object_put(o);
 	}
+}
+
+static int qmp_wait_return(struct qemu_priv *q, const char *cmd, uint64_t deadline_ns, runm_error_t *err)
+{
+	return qmp_wait_value(q, cmd, deadline_ns, NULL, err);
 }
 
 /* Done lazily, on the first control operation: QEMU greets as soon as the
@@ -586,7 +613,7 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 		return runm_error_make(err, EINVAL, "MAC `%s`: expected aa:bb:cc:dd:ee:ff", cfg->mac);
 	if (find_binary(cfg, &binary, err) < 0)
 		return -1;
-	if (build_argv(cfg, binary, accel, vm->console_path, &argv, err) < 0)
+	if (build_argv(cfg, binary, accel, vm->console_path, vm->restore_path, false, &argv, err) < 0)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return runm_error_make(err, errno, "socketpair for the agent channel");
@@ -621,6 +648,109 @@ static int qemu_resume(struct vm *vm, runm_error_t *err)
 	return qmp_execute(vm, "cont", err);
 }
 
+static int qemu_describe(const struct vm_config *cfg, const char *binary, const char *accel, char **out,
+			 runm_error_t *err)
+{
+	cleanup_strv char **argv = NULL;
+	cleanup_free char *line = xstrdup("");
+
+	if (build_argv(cfg, binary, accel, NULL, NULL, true, &argv, err) < 0)
+		return -1;
+	for (size_t i = 0; argv[i]; i++) {
+		char *next = xasprintf("%sarg %s\n", line, argv[i]);
+		free(line);
+		line = next;
+	}
+	*out = steal_ptr(&line);
+	return 0;
+}
+
+/* Send cmd with args and wait for its return, skipping events. */
+static int qmp_call(struct qemu_priv *q, const char *cmd, const char *args, uint64_t deadline_ns, runm_error_t *err)
+{
+	if (qmp_send_args(q, cmd, args, err) < 0)
+		return -1;
+	return qmp_wait_return(q, cmd, deadline_ns, err);
+}
+
+/* The MIGRATION event's status, or NULL for any other message. */
+static const char *migration_status(json_object *o)
+{
+	json_object *ev, *data, *st;
+	if (!json_object_object_get_ex(o, "event", &ev) || strcmp(json_object_get_string(ev), "MIGRATION") != 0)
+		return NULL;
+	if (!json_object_object_get_ex(o, "data", &data) || !json_object_object_get_ex(data, "status", &st))
+		return NULL;
+	return json_object_get_string(st);
+}
+
+static int qemu_save(struct vm *vm, const char *path, uint64_t deadline_ns, runm_error_t *err)
+{
+	struct qemu_priv *q = vm->priv;
+	cleanup_free char *uri = xasprintf("exec:umask 077 && cat > '%s'", path);
+	json_object *args = json_object_new_object();
+	cleanup_free char *args_json = NULL;
+	bool returned = false, done = false;
+
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	args_json = xstrdup(json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN));
+	json_object_put(args);
+	/* The events capability: completion arrives as an event, no polling of query-migrate. */
+	if (qmp_handshake(q, deadline_ns, err) < 0 ||
+	    qmp_call(q, "migrate-set-capabilities",
+		     "{\"capabilities\":[{\"capability\":\"events\",\"state\":true}]}", deadline_ns, err) < 0 ||
+	    qmp_send_args(q, "migrate", args_json, err) < 0)
+		return runm_error_wrap(err, "save template (VMM pid %d)", (int)vm->pid);
+	/* The final event may come before or after migrate's return. */
+	while (!returned || !done) {
+		json_object *o = NULL, *e;
+		const char *st;
+		if (qmp_read(q, deadline_ns, &o, err) < 0)
+			return runm_error_wrap(err, "save template (VMM pid %d)", (int)vm->pid);
+		if (json_object_object_get_ex(o, "return", NULL))
+			returned = true;
+		if (json_object_object_get_ex(o, "error", &e)) {
+			json_object *desc = NULL;
+			json_object_object_get_ex(e, "desc", &desc);
+			runm_error_make(err, EIO, "QMP migrate: %.200s", desc ? json_object_get_string(desc) : "error");
+			json_object_put(o);
+			return -1;
+		}
+		st = migration_status(o);
+		if (st && strcmp(st, "completed") == 0)
+			done = true;
+		if (st && (strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0)) {
+			runm_error_make(err, EIO, "QMP migrate: %s (see %s)", st, vm->vmm_log_path);
+			json_object_put(o);
+			/* A failed migration leaves the guest running. */
+			return -1;
+		}
+		json_object_put(o);
+	}
+	/* A completed migration leaves the guest paused, but the COMPLETED event
+	 * comes before the migration thread moves the run state from
+	 * finish-migrate to postmigrate, and `cont` refuses the former ("Migration
+	 * is not finalized yet"). No event marks that step: ask, briefly. */
+	for (;;) {
+		json_object *ret = NULL, *st = NULL;
+		bool finishing;
+		if (qmp_send(q, "query-status", err) < 0 || qmp_wait_value(q, "query-status", deadline_ns, &ret, err) < 0)
+			return runm_error_wrap(err, "save template (VMM pid %d)", (int)vm->pid);
+		finishing = json_object_object_get_ex(ret, "status", &st) &&
+			    strcmp(json_object_get_string(st), "finish-migrate") == 0;
+		json_object_put(ret);
+		if (!finishing)
+			break;
+		if (vm_ms_left(deadline_ns) == 0)
+			return runm_error_make(err, ETIMEDOUT, "save template: the migration does not finish");
+		poll(NULL, 0, 2);
+	}
+	/* This VM goes on to serve its container. */
+	if (qmp_call(q, "cont", NULL, deadline_ns, err) < 0)
+		return runm_error_wrap(err, "resume after saving the template");
+	return 0;
+}
+
 static int qemu_quit(struct vm *vm, uint64_t deadline_ns, runm_error_t *err)
 {
 	struct qemu_priv *q = vm->priv;
@@ -650,5 +780,7 @@ const struct vm_backend vm_qemu_backend = {
 	.pause = qemu_pause,
 	.resume = qemu_resume,
 	.quit = qemu_quit,
+	.describe = qemu_describe,
+	.save = qemu_save,
 	.release = qemu_release,
 };

@@ -34,6 +34,9 @@ struct vm {
 	bool accel_auto;    /* chosen automatically: a KVM failure may fall back */
 	bool accel_proven;  /* the facts proved it can boot the guest */
 	char *verdict_dir, *verdict_key; /* where a KVM failure is remembered (auto kvm only) */
+	char *tpl_dir, *tpl_desc; /* warm: the template's <root>/<key> and what it must match */
+	char *restore_path;       /* the snapshot this VM is restored from, NULL = cold boot */
+	bool tpl_wanted;          /* cold boot of a warm VM with no template yet */
 };
 
 struct vm_backend {
@@ -50,6 +53,14 @@ struct vm_backend {
 	/* Ask the VMM to exit, without waiting for it; give up at deadline_ns
 	 * (CLOCK_MONOTONIC). vm.c waits on the pidfd and escalates to SIGKILL. */
 	int (*quit)(struct vm *vm, uint64_t deadline_ns, runm_error_t *err);
+	/* The command line cfg would run under accel with what differs per VM
+	 * (console and share paths, published ports) left out: a template's
+	 * key (template.c). -1 when cfg cannot have a template. NULL = none. */
+	int (*describe)(const struct vm_config *cfg, const char *binary, const char *accel, char **out,
+			runm_error_t *err);
+	/* Save the running VM's state to path (a migration), wait until it is
+	 * complete or deadline_ns, and let the guest run on. */
+	int (*save)(struct vm *vm, const char *path, uint64_t deadline_ns, runm_error_t *err);
 	/* Close the backend's fds, unlink its files, free vm->priv. */
 	void (*release)(struct vm *vm);
 };
@@ -65,6 +76,10 @@ int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pa
 /* Wait until the VMM exits or deadline_ns passes (no reaping).
  * Returns 1 if it exited, 0 on timeout, -1 on error. */
 int vm_wait_exit(struct vm *vm, uint64_t deadline_ns, runm_error_t *err);
+
+/* Warm start: find vm's template for cfg (template.c); sets tpl_dir,
+ * tpl_desc, and restore_path or tpl_wanted. Before ops->start. */
+void vm_template_prepare(struct vm *vm, const struct vm_config *cfg);
 
 /* Milliseconds left until deadline_ns, for poll(2): 0 once passed. */
 int vm_ms_left(uint64_t deadline_ns);

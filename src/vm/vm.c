@@ -266,6 +266,7 @@ int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err)
 	vm->pidfd = -1;
 	vm->chan_fd = -1;
 	vm->netns_fd = cfg->netns_fd;
+	vm_template_prepare(vm, cfg);
 	if (ops->start(vm, cfg, vm->accel, err) < 0) {
 		const char *a = vm->accel;
 		vm_free(vm);
@@ -639,6 +640,9 @@ void vm_free(struct vm *vm)
 	free(vm->state_dir);
 	free(vm->verdict_dir);
 	free(vm->verdict_key);
+	free(vm->tpl_dir);
+	free(vm->tpl_desc);
+	free(vm->restore_path);
 	free(vm);
 }
 

@@ -53,6 +53,9 @@ struct vm_config {
 	const char *accel;         /* NULL or "auto" = the automatic choice; "kvm", "hvf", "tcg" = that one or an
 				    * error, never a fallback ($RUNM_ACCEL overrides it) */
 	const char *qemu_binary;   /* NULL = qemu-system-<arch> from PATH ($RUNM_QEMU overrides) */
+	/* Warm start: restore from this configuration's template if there is
+	 * one, else boot cold and let the caller save one (vm_template_save). */
+	bool warm;
 };
 
 #define VM_DEFAULT_MEM_MIB 256
@@ -106,6 +109,32 @@ void vm_free(struct vm *vm);
  * that only has a recorded pid (after a crash), which may have been reused
  * since, even by another container's VMM. */
 bool vm_is_ours(pid_t pid, const char *state_dir);
+
+/* ---- templates (warm start) ----
+ * A template is the saved state of a VM whose agent has just said hello,
+ * under vm_template_root()/<key>/; the key hashes the VMM command line
+ * (per-VM paths and published ports left out), the accelerator, and the
+ * identity of VMM binary, kernel and initramfs (template.c). */
+
+/* $RUNM_TEMPLATE_DIR, else <state root>/templates (/run/runm/templates as root). malloc'd. */
+char *vm_template_root(void);
+/* What a template for cfg under accel must match (*desc) and its key
+ * (*key, 16 hex digits), both malloc'd. */
+int vm_template_describe(const struct vm_config *cfg, const char *accel, char **desc, char **key,
+			 runm_error_t *err);
+/* Whether vm_start restored this VM from a template: the agent's hello was
+ * sent before the snapshot, none comes; call it at once. */
+bool vm_restored(const struct vm *vm);
+/* Whether this warm VM booted cold with no template for its key yet. */
+bool vm_template_wanted(const struct vm *vm);
+/* <root>/<key> of this VM's template (NULL: not warm). */
+const char *vm_template_dir(const struct vm *vm);
+/* Save the template now (the guest must have mounted nothing: QEMU refuses
+ * to migrate with a 9p share mounted), synchronously, then let the guest
+ * run on. Once per VM; a template saved meanwhile by another VM wins. */
+int vm_template_save(struct vm *vm, runm_error_t *err);
+/* Remove this VM's template (a restore from it failed). */
+void vm_template_drop(struct vm *vm);
 
 /* ---- the accelerator ----
  * Automatic: KVM only where the facts say it can run a standard guest (not

@@ -16,6 +16,7 @@ namespaces, all deleted at the end, also on failure.
 Needs root, iproute2 and containernetworking-plugins (tools/deps.sh)."""
 import os
 import re
+import shutil
 import sys
 import tempfile
 
@@ -78,6 +79,7 @@ def cni_two_containers_reach_each_other():
     cd = None
     ok = False
     responder = None
+    tpl = None
     resolv = os.path.join(tempfile.mkdtemp(prefix="runm-cni-dns-"), "resolv.conf")
     with open(resolv, "w") as f:
         f.write("nameserver 127.0.0.11\noptions ndots:0\n")
@@ -85,7 +87,10 @@ def cni_two_containers_reach_each_other():
         for ns in [NS] + ["%s-%s" % (NS, n) for n in names]:
             ip("netns", "add", ns)
             ip("-n", ns, "link", "set", "lo", "up")
-        cd = CniContainerd(namespace="runm-cni")
+        # A private template dir: c1 boots cold and saves the tap VM's
+        # template, c2 (same size) is restored from it (a warm start on a tap).
+        tpl = tempfile.mkdtemp(prefix="runm-cni-tpl-")
+        cd = CniContainerd(namespace="runm-cni", env={"RUNM_TEMPLATE_DIR": tpl, "RUNM_WARM_START": "1"})
         cd.start()
         ref = import_busybox(cd)
 
@@ -129,6 +134,10 @@ def cni_two_containers_reach_each_other():
         c2_addr = addr_in(NS + "-c2")
         assert c2_addr and "inet %s " % c2_addr in r.stdout, "c2's eth0: %r, CNI gave %s" % (r.stdout, c2_addr)
         assert c2_addr != c1_addr
+        assert re.search(r"VM of c1: agent answered \d+ ms after the VMM started \(cold boot\)", cd.log()), \
+            "c1 did not boot cold"
+        assert re.search(r"VM of c2: agent answered \d+ ms after the VMM started \(restored from a template\)",
+                         cd.log()), "c2 was not restored from c1's template"
 
         # (c) Teardown: the VMs, the taps and the redirects go with the tasks.
         delete_task(cd, "c1")
@@ -144,6 +153,8 @@ def cni_two_containers_reach_each_other():
         assert not extra, "network namespaces left: %s" % extra
         ok = True
     finally:
+        if tpl:
+            shutil.rmtree(tpl, ignore_errors=True)
         stop_responder(responder)
         os.unlink(resolv)
         os.rmdir(os.path.dirname(resolv))

@@ -66,3 +66,19 @@ TEST(config_accel)
 	CHECK(parse("accel = \"xen\"\n", &c, &err) < 0);
 	CHECK(c.accel == NULL);
 }
+
+TEST(config_warm_start)
+{
+	struct runm_config c;
+	cleanup_error runm_error_t err = NULL;
+	CHECK(parse("accel = \"tcg\"\n", &c, &err) == 0);
+	CHECK_EQ_INT(c.warm_start, CONFIG_UNSET); /* the built-in default decides */
+	config_release(&c);
+	CHECK(parse("warm_start = false\n", &c, &err) == 0);
+	CHECK_EQ_INT(c.warm_start, CONFIG_OFF);
+	CHECK(parse("warm_start = false\nwarm_start = true # the last one wins\n", &c, &err) == 0);
+	CHECK_EQ_INT(c.warm_start, CONFIG_ON);
+	CHECK(parse("warm_start = yes\n", &c, &err) < 0);
+	CHECK_STR(runm_error_msg(err), "t.toml:1: warm_start: expected true or false");
+	CHECK_EQ_INT(c.warm_start, CONFIG_UNSET);
+}
