@@ -28,6 +28,8 @@
 #define CHILD_FD_AGENT 3
 #define CHILD_FD_QMP 4
 #define CHILD_FD_TAP 5
+/* The snapshot a VM is restored from: the fd after the last one above. */
+#define CHILD_FD_INCOMING(cfg) ((cfg)->tap_fd > 0 ? 6 : 5)
 
 struct qemu_arch {
 	const char *binary;    /* qemu-system-<arch> */
@@ -394,9 +396,10 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 		push(&argv, "virtio-net-%s,netdev=net0", v);
 	}
 	if (restore_path) {
-		/* QEMU 7.2 has no file: URI. The guest runs once loaded (no -S). */
+		/* QEMU 7.2 has no file: URI, and its seccomp filter forbids exec:
+		 * the snapshot comes as an open fd. The guest runs once loaded (no -S). */
 		push(&argv, "-incoming");
-		push(&argv, "exec:cat '%s'", restore_path);
+		push(&argv, "fd:%d", CHILD_FD_INCOMING(cfg));
 	}
 	*out = steal_ptr(&argv);
 	return 0;
@@ -598,7 +601,7 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 {
 	cleanup_free char *binary = NULL;
 	cleanup_strv char **argv = NULL;
-	cleanup_close int agent_host = -1, agent_vmm = -1, qmp_host = -1, qmp_vmm = -1;
+	cleanup_close int agent_host = -1, agent_vmm = -1, qmp_host = -1, qmp_vmm = -1, snap = -1;
 	struct qemu_priv *q;
 	int sv[2];
 
@@ -628,9 +631,21 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 	 * that, a previous VM's console must not pass for this one's. */
 	if (unlink(vm->console_path) < 0 && errno != ENOENT)
 		return runm_error_make(err, errno, "remove `%s`", vm->console_path);
+	if (vm->restore_path) {
+		snap = open(vm->restore_path, O_RDONLY | O_CLOEXEC);
+		if (snap < 0)
+			return runm_error_make(err, errno, "open template `%s`", vm->restore_path);
+	}
 	log_command(argv);
-	if (vm_spawn(vm, argv, (const int[]){ agent_vmm, qmp_vmm, cfg->tap_fd }, cfg->tap_fd > 0 ? 3 : 2, err) < 0)
-		return -1;
+	{
+		int fds[4] = { agent_vmm, qmp_vmm }, n = 2;
+		if (cfg->tap_fd > 0)
+			fds[n++] = cfg->tap_fd;
+		if (snap >= 0)
+			fds[n++] = snap; /* CHILD_FD_INCOMING */
+		if (vm_spawn(vm, argv, fds, (size_t)n, err) < 0)
+			return -1;
+	}
 	/* Our copies of the VMM's ends close here (cleanup): when QEMU exits,
 	 * the channel and QMP see EOF. */
 	vm->chan_fd = steal_fd(&agent_host);
@@ -684,22 +699,42 @@ static const char *migration_status(json_object *o)
 	return json_object_get_string(st);
 }
 
+/* QMP getfd: hand QEMU fd under `name` (SCM_RIGHTS with the command). */
+static int qmp_getfd(struct qemu_priv *q, int fd, const char *name, uint64_t deadline_ns, runm_error_t *err)
+{
+	cleanup_free char *line = xasprintf("{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"%s\"}}\n", name);
+	char ctl[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = line, .iov_len = strlen(line) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	ssize_t n;
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	n = sendmsg(q->qmp_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n < 0 || (size_t)n != iov.iov_len) {
+		runm_error_make(err, n < 0 ? errno : EAGAIN, "QMP: send getfd");
+		return qmp_fail(q);
+	}
+	return qmp_wait_return(q, "getfd", deadline_ns, err);
+}
+
 static int qemu_save(struct vm *vm, const char *path, uint64_t deadline_ns, runm_error_t *err)
 {
 	struct qemu_priv *q = vm->priv;
-	cleanup_free char *uri = xasprintf("exec:umask 077 && cat > '%s'", path);
-	json_object *args = json_object_new_object();
-	cleanup_free char *args_json = NULL;
+	/* Written by QEMU through an fd we open: its seccomp filter forbids exec:. */
+	cleanup_close int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	bool returned = false, done = false;
 
-	json_object_object_add(args, "uri", json_object_new_string(uri));
-	args_json = xstrdup(json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN));
-	json_object_put(args);
+	if (fd < 0)
+		return runm_error_make(err, errno, "save template: create `%s`", path);
 	/* The events capability: completion arrives as an event, no polling of query-migrate. */
-	if (qmp_handshake(q, deadline_ns, err) < 0 ||
+	if (qmp_handshake(q, deadline_ns, err) < 0 || qmp_getfd(q, fd, "runm-template", deadline_ns, err) < 0 ||
 	    qmp_call(q, "migrate-set-capabilities",
 		     "{\"capabilities\":[{\"capability\":\"events\",\"state\":true}]}", deadline_ns, err) < 0 ||
-	    qmp_send_args(q, "migrate", args_json, err) < 0)
+	    qmp_send_args(q, "migrate", "{\"uri\":\"fd:runm-template\"}", err) < 0)
 		return runm_error_wrap(err, "save template (VMM pid %d)", (int)vm->pid);
 	/* The final event may come before or after migrate's return. */
 	while (!returned || !done) {
