@@ -1,5 +1,6 @@
 /* proc.c - see proc.h. */
 #include "proc.h"
+#include "stats.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "proto/stdio.h"
@@ -111,6 +112,7 @@ void proc_remove(struct proc *p)
 	if (p->pty >= 0)
 		close(p->pty);
 	free(p->process_json);
+	free(p->cgroup);
 	free(p->container_id);
 	free(p->exec_id);
 	free(p);
@@ -337,6 +339,7 @@ static void answer_waiter(struct proc *p, struct ttrpc_stream *s)
 	Runm__Agent__V1__WaitResponse resp = RUNM__AGENT__V1__WAIT_RESPONSE__INIT;
 	resp.exit_status = (uint32_t)p->exit_status;
 	resp.exited_at_ns = p->exited_at_ns;
+	resp.oom_killed = p->oom_killed;
 	ttrpc_stream_on_cancel(s, NULL, NULL);
 	ttrpc_reply(s, &resp.base);
 }
@@ -375,6 +378,8 @@ void proc_reap(void)
 		p->state = PROC_STOPPED;
 		p->exit_status = proc_exit_code(status);
 		p->exited_at_ns = now_real_ns();
+		/* Read now: the cgroup goes with crun delete. */
+		p->oom_killed = p->cgroup && stats_oom_kills(p->cgroup) > 0;
 		log_info("process %s (pid %d) exited with status %d", p->exec_id[0] ? p->exec_id : "init", pid,
 			 p->exit_status);
 		for (size_t i = 0; i < p->n_waiters; i++)

@@ -22,6 +22,8 @@ struct proc {
 	uint64_t exited_at_ns;
 	bool terminal;
 	char *process_json; /* exec: the OCI Process, until started */
+	char *cgroup;       /* init: its container's cgroup (v2 path), read for OOM kills at exit */
+	bool oom_killed;
 
 	/* Ends handed to the process (closed once crun has them). */
 	int child_fds[3];

@@ -280,6 +280,7 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 		if (crun_spawn(p, args, ARRAY_SIZE(args), pidfile, &err) < 0)
 			goto fail;
 	}
+	p->cgroup = stats_cgroup_of(p->pid); /* crun create put it there */
 	resp.pid = (uint32_t)p->pid;
 	log_info("created container %s, init pid %d (%zu in this VM)", c->id, p->pid, ctr_count());
 	ttrpc_reply(s, &resp.base);

@@ -72,6 +72,16 @@ static char *cg_read(const char *cg, const char *file)
 	return text;
 }
 
+unsigned long long stats_oom_kills(const char *cg)
+{
+	cleanup_free char *ev = cg_read(cg, "memory.events");
+	const char *k = ev ? strstr(ev, "oom_kill ") : NULL;
+	/* oom_kill, not oom (which counts hitting the limit) or oom_group_kill */
+	while (k && k != ev && k[-1] != '\n')
+		k = strstr(k + 1, "oom_kill ");
+	return k ? stats_parse_u64(k + strlen("oom_kill ")) : 0;
+}
+
 void stats_collect(pid_t init_pid, Runm__Agent__V1__StatsResponse *resp)
 {
 	cleanup_free char *cg = init_pid > 0 ? stats_cgroup_of(init_pid) : NULL;

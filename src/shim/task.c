@@ -278,6 +278,13 @@ static void on_agent_wait(void *data, int code, const char *msg, const uint8_t *
 		return;
 	}
 	resp = PB_UNPACK(Runm__Agent__V1__WaitResponse, runm__agent__v1__wait_response__descriptor, payload, len);
+	if (resp && resp->oom_killed && p->exec_id[0] == '\0') {
+		/* Before the exit: containerd (and CRI's OOMKilled reason) expect it so. */
+		Containerd__Events__TaskOOM ev = CONTAINERD__EVENTS__TASK_OOM__INIT;
+		ev.container_id = c->id;
+		log_warn("%s: the OOM killer acted in the container", c->id);
+		container_publish(c->table, "/tasks/oom", "containerd.events.TaskOOM", &ev.base);
+	}
 	/* exited_at from the host clock: the guest's may lag under emulation. */
 	process_exited(p, resp ? resp->exit_status : 255, now_real_ns());
 }

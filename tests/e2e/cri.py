@@ -243,9 +243,9 @@ class CriContainerd(NetnsContainerd):
     # ------------------------------------------------------------ containers
 
     def create_container(self, pod_id, name, image, command, args=(), mounts=(), env=None,
-                         pod_config=None, timeout=120, working_dir=""):
-        """CreateContainer in pod_id; mounts: [(host_path, container_path[, readonly])].
-        Returns the container id."""
+                         pod_config=None, timeout=120, working_dir="", memory_limit=0):
+        """CreateContainer in pod_id; mounts: [(host_path, container_path[, readonly])];
+        memory_limit in bytes (0: none). Returns the container id."""
         a = api()
         conf = a.ContainerConfig(
             metadata=a.ContainerMetadata(name=name, attempt=0),
@@ -257,8 +257,10 @@ class CriContainerd(NetnsContainerd):
             labels={"io.kubernetes.container.name": name},
             annotations={"runm.test/container": name},
             log_path="%s.log" % name,
-            linux=a.LinuxContainerConfig(security_context=a.LinuxContainerSecurityContext(
-                namespace_options=a.NamespaceOption(network=a.POD, pid=a.CONTAINER, ipc=a.POD))))
+            linux=a.LinuxContainerConfig(
+                resources=a.LinuxContainerResources(memory_limit_in_bytes=memory_limit) if memory_limit else None,
+                security_context=a.LinuxContainerSecurityContext(
+                    namespace_options=a.NamespaceOption(network=a.POD, pid=a.CONTAINER, ipc=a.POD))))
         return self.cri.rt("CreateContainer", pod_sandbox_id=pod_id, config=conf,
                            sandbox_config=pod_config or self.pods[pod_id],
                            deadline=timeout).container_id

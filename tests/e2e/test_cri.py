@@ -152,5 +152,31 @@ def cri_pod_two_containers(cd):
         raise AssertionError("left after RemovePodSandbox:\n  " + "\n  ".join(nothing_left(cd)))
 
 
+
+@test(containerd=CriContainerd, timeout=900)
+def cri_container_oom_killed(cd):
+    """A container over its own memory limit is killed by the OOM killer of
+    its cgroup (in the guest, under runm), reported as OOMKilled, while the
+    pod and its other container keep running."""
+    a = api()
+    pod = cd.run_pod(HANDLER, "oom", timeout=START)
+    keep = cd.run_container(pod, "keep", BUSYBOX_REF, SLEEPER, timeout=START)
+    # tail keeps the current line of /dev/zero, which never ends: it grows until killed.
+    hog = cd.create_container(pod, "hog", BUSYBOX_REF, ["tail", "-n", "1", "/dev/zero"],
+                              memory_limit=48 << 20, timeout=START)
+    cd.start_container(hog, timeout=START)
+    st = wait_for(lambda: (lambda x: x if x.state == a.CONTAINER_EXITED else None)(cd.status(hog)),
+                  START, "the memory hog to be killed")
+    log("hog: exit_code %d reason %r" % (st.exit_code, st.reason))
+    assert st.exit_code == 137 and st.reason == "OOMKilled", st
+    assert exec_ok(cd, keep, ["echo", "still here"]) == "still here\n"
+    cd.stop_pod(pod)
+    cd.remove_pod(pod)
+    try:
+        wait_for(lambda: not nothing_left(cd), 30, "nothing left of the pod")
+    except TimeoutError:
+        raise AssertionError("left after RemovePodSandbox:\n  " + "\n  ".join(nothing_left(cd)))
+
+
 if __name__ == "__main__":
     main()
