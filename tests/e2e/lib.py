@@ -37,7 +37,7 @@ import traceback
 __all__ = ["REPO", "BUILD", "BIN", "RUNM", "RUNC", "BUSYBOX_REF", "Containerd", "NetnsContainerd",
            "CmdError", "import_busybox", "busybox_tarball", "image_tarball", "bridge_conflist", "ip", "netns_path",
            "wait_for", "run", "leaks", "assert_no_leaks",
-           "kill_leftovers", "test", "main", "log"]
+           "kill_leftovers", "test", "main", "log", "free_port", "port_is_free"]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(REPO, os.environ.get("BUILD", "build"))
@@ -798,6 +798,26 @@ def main(argv=None):
     sys.stderr.flush()
     print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(0 if failed == 0 and passed > 0 else 1)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port on 127.0.0.1 that nothing uses right now."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port):
+    """Whether a server could listen on 127.0.0.1:port (SO_REUSEADDR as servers
+    do: a TIME_WAIT of the last connection does not count, a listener does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen(1)
+            return True
+        except OSError:
+            return False
 
 
 def accel_used():

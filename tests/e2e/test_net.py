@@ -13,28 +13,8 @@ import threading
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import RUNM, import_busybox, main, test, wait_for  # noqa: E402
+from lib import RUNM, free_port, import_busybox, main, port_is_free, test, wait_for  # noqa: E402
 from bundle import Bundle, cli_cleanup, cli_leaks, cli_test, runm  # noqa: E402
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    """A port on 127.0.0.1 that nothing uses right now."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(port):
-    """Whether a server could listen on 127.0.0.1:port (SO_REUSEADDR as servers
-    do: a TIME_WAIT of the last connection does not count, a listener does)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            s.listen(1)
-            return True
-        except OSError:
-            return False
 
 
 def udp_port_is_free(port):

@@ -8,14 +8,13 @@ must turn into a clean cold boot."""
 import contextlib
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import main, wait_for  # noqa: E402
+from lib import free_port, main, port_is_free, wait_for  # noqa: E402
 from bundle import Bundle, cli_test, runm  # noqa: E402
 
 SAVED = "saved in"
@@ -25,23 +24,6 @@ PROBE = "head -c 16 /dev/urandom | od -An -x; date +%s; exit 3"
 
 
 # As in test_net.py (importing it would register its tests here too).
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            s.listen(1)
-            return True
-        except OSError:
-            return False
-
-
 def fetch(url):
     with urllib.request.urlopen(url, timeout=5) as r:
         return r.read().decode()
