@@ -503,36 +503,15 @@ def daemon():
     return _DAEMON
 
 
+def _log_tail(dk):
+    tail = dk.log().splitlines()[-30:]
+    print("  --- dockerd log tail (%s):\n  | %s" % (dk.log_path, "\n  | ".join(tail)), flush=True)
+
+
 def dtest(fn=None, *, timeout=600):
-    """Register a test that gets this file's Dockerd. Afterwards it fails if
-    anything of its own is left (within 20 s: teardown is asynchronous), and
-    everything is force-cleaned either way."""
-    def reg(f):
-        def wrapper():
-            dk = daemon()
-            ok = False
-            try:
-                f(dk)
-                ok = True
-            finally:
-                try:
-                    if ok:
-                        try:
-                            wait_for(lambda: not dk.leaks(), 20, "no leftovers")
-                        except TimeoutError:
-                            raise AssertionError("leftovers after the test:\n  " + "\n  ".join(dk.leaks()))
-                finally:
-                    done = dk.cleanup()
-                    if done:
-                        log("cleanup removed: " + ", ".join(done))
-                    if not ok:
-                        tail = dk.log().splitlines()[-30:]
-                        print("  --- dockerd log tail (%s):\n  | %s" % (dk.log_path, "\n  | ".join(tail)),
-                              flush=True)
-        wrapper.__name__ = f.__name__
-        wrapper.__doc__ = f.__doc__
-        return test(wrapper, timeout=timeout)
-    return reg(fn) if fn is not None else reg
+    """Register a test that gets this file's Dockerd (lib.env_test); a failed
+    one prints the tail of dockerd's log."""
+    return lib.env_test(daemon, fn, timeout=timeout, on_failure=_log_tail)
 
 
 def runm_only(fn):

@@ -703,6 +703,40 @@ def test(fn=None, *, leaks_ok=False, timeout=None, containerd=None, **cd_kwargs)
     return reg(fn) if fn is not None else reg
 
 
+def env_test(get_env, fn=None, *, timeout=600, before=None, on_failure=None):
+    """Register a test that gets a file-wide environment from get_env() (a
+    dockerd, a podman: anything with leaks() and cleanup()). Afterwards it
+    fails if anything of its own is left (within 20 s: teardown is
+    asynchronous), and everything is force-cleaned either way. before(env)
+    runs first; on_failure(env) adds diagnostics after a failed test."""
+    def reg(f):
+        def wrapper():
+            env = get_env()
+            if before:
+                before(env)
+            ok = False
+            try:
+                f(env)
+                ok = True
+            finally:
+                try:
+                    if ok:
+                        try:
+                            wait_for(lambda: not env.leaks(), 20, "no leftovers")
+                        except TimeoutError:
+                            raise AssertionError("leftovers after the test:\n  " + "\n  ".join(env.leaks()))
+                finally:
+                    done = env.cleanup()
+                    if done:
+                        log("cleanup removed: " + ", ".join(done))
+                    if not ok and on_failure:
+                        on_failure(env)
+        wrapper.__name__ = f.__name__
+        wrapper.__doc__ = f.__doc__
+        return test(wrapper, timeout=timeout)
+    return reg(fn) if fn is not None else reg
+
+
 def _run_one(f):
     """Run one test; returns (ok, seconds)."""
     opts = f._runm_test

@@ -335,31 +335,9 @@ def env():
 
 
 def ptest(fn=None, *, timeout=600):
-    """Register a test that gets this file's Podman; it fails on leftovers
-    (within 20 s), which are force-cleaned either way."""
-    def reg(f):
-        def wrapper():
-            pm = env()
-            pm.mark()
-            ok = False
-            try:
-                f(pm)
-                ok = True
-            finally:
-                try:
-                    if ok:
-                        try:
-                            wait_for(lambda: not pm.leaks(), 20, "no leftovers")
-                        except TimeoutError:
-                            raise AssertionError("leftovers after the test:\n  " + "\n  ".join(pm.leaks()))
-                finally:
-                    done = pm.cleanup()
-                    if done:
-                        log("cleanup removed: " + ", ".join(done))
-        wrapper.__name__ = f.__name__
-        wrapper.__doc__ = f.__doc__
-        return test(wrapper, timeout=timeout)
-    return reg(fn) if fn is not None else reg
+    """Register a test that gets this file's Podman (lib.env_test), marked
+    first so that its leftovers are told from earlier tests'."""
+    return lib.env_test(env, fn, timeout=timeout, before=lambda pm: pm.mark())
 
 
 def pmain():
