@@ -37,7 +37,7 @@ import traceback
 __all__ = ["REPO", "BUILD", "BIN", "RUNM", "RUNC", "BUSYBOX_REF", "Containerd", "NetnsContainerd",
            "CmdError", "import_busybox", "busybox_tarball", "image_tarball", "bridge_conflist", "ip", "netns_path",
            "wait_for", "run", "leaks", "assert_no_leaks",
-           "kill_leftovers", "test", "main", "log", "free_port", "port_is_free"]
+           "kill_leftovers", "test", "main", "log", "free_port", "port_is_free", "proc_mem_kib", "settled", "env_test"]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(REPO, os.environ.get("BUILD", "build"))
@@ -852,6 +852,37 @@ def port_is_free(port):
             return True
         except OSError:
             return False
+
+
+def proc_mem_kib(pid):
+    """Rss and Anonymous KiB of pid, from smaps_rollup (Anonymous is what a
+    VM alone costs: the kernel and initrd files are page cache shared by
+    every VM). Raises OSError once pid is gone."""
+    res = {"Rss": 0, "Anonymous": 0}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in res:
+                res[k] = int(v.split()[0])
+    return res
+
+
+def settled(measure, tolerance_kib, interval, timeout=30):
+    """measure() (a tuple whose first item is KiB) once two readings interval
+    seconds apart differ by less than tolerance_kib: a guest touches pages for
+    a while after it starts. The last reading if it never settles."""
+    last = [measure()]
+
+    def stable():
+        now = measure()
+        done = now[0] > 0 and abs(now[0] - last[0][0]) < tolerance_kib
+        last[0] = now
+        return done
+    try:
+        wait_for(stable, timeout, "memory to settle", interval=interval)
+    except TimeoutError:
+        pass
+    return last[0]
 
 
 def accel_used():
