@@ -81,6 +81,28 @@ static int default_route(int fd, const char *gw, runm_error_t *err)
 	return 0;
 }
 
+/* NIC's user-mode network is passt's. */
+static bool passt;
+
+void net_announce(void)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(9) /* discard */ };
+	cleanup_close int fd = -1;
+
+	if (!passt)
+		return;
+	/* passt learns the guest's MAC from the guest's frames, and sends
+	 * nothing in before it: a VM restored from a template has sent none
+	 * to this passt, so a published port's first connection would find
+	 * no one. One datagram to the link's all-routers group (ff02::2) is
+	 * a frame that goes nowhere beyond passt. */
+	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	inet_pton(AF_INET6, "ff02::2", &sa.sin6_addr);
+	sa.sin6_scope_id = if_nametoindex(NIC);
+	if (fd < 0 || sendto(fd, "", 0, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		log_warn(NIC ": announce to passt: %s", strerror(errno));
+}
+
 /* Whether the kernel command line has `word` as a whole parameter: the host
  * says so (vm_config.cmdline_extra) when the NIC mirrors a network namespace. */
 static bool cmdline_has(const char *word)
@@ -138,6 +160,14 @@ int net_setup(runm_error_t *err)
 		configured = true;
 		mirrored = true;
 		return 0;
+	}
+	passt = cmdline_has(VM_CMDLINE_NET_PASST);
+	if (passt) {
+		struct ifreq ifr;
+		ifr_init(&ifr, NIC);
+		ifr.ifr_mtu = VM_NET_PASST_MTU;
+		if (ioctl(fd, SIOCSIFMTU, &ifr) < 0)
+			log_warn(NIC ": set MTU %d: %s", VM_NET_PASST_MTU, strerror(errno));
 	}
 	if (if_set(fd, NIC, SIOCSIFADDR, "address", NET_GUEST_ADDR, err) < 0 ||
 	    if_set(fd, NIC, SIOCSIFNETMASK, "netmask", NET_NETMASK, err) < 0 || if_up(fd, NIC, err) < 0 ||

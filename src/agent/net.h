@@ -1,6 +1,6 @@
 /* net.h - the guest's network. Loopback always (the container shares the
  * VM's network namespace: spec.c drops its own). When the VM has a NIC
- * (QEMU's user-mode NAT, slirp), eth0 gets slirp's fixed addresses, a default
+ * (user-mode NAT: passt or QEMU's slirp), eth0 gets the fixed addresses, a default
  * route through slirp's gateway, and the container a generated resolv.conf
  * and hosts, bound over its own through config.json: the rootfs is the host's
  * directory, so nothing is written into it but the empty mount points. */
@@ -13,11 +13,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* slirp's fixed plan (QEMU's -netdev user defaults). */
-#define NET_GUEST_ADDR "10.0.2.15"
-#define NET_NETMASK "255.255.255.0"
-#define NET_GATEWAY "10.0.2.2" /* the host's loopback, seen from the guest */
-#define NET_DNS "10.0.2.3"     /* slirp's DNS forwarder to the host's resolver */
+/* User-mode networking's fixed plan (vm.h: slirp's, served by passt too). */
+#define NET_GUEST_ADDR VM_NET_GUEST_ADDR
+#define NET_NETMASK "255.255.255.0" /* VM_NET_PREFIX */
+#define NET_GATEWAY VM_NET_GATEWAY
+#define NET_DNS VM_NET_DNS
 
 /* Bring up lo; if eth0 exists, configure it and write /run/runm/resolv.conf
  * and /run/runm/hosts. Run once at boot, after the modules are loaded and
@@ -28,6 +28,10 @@ int net_setup(runm_error_t *err);
  * keep), address "A.B.C.D/PREFIX" and default route (gateway NULL or "" =
  * none). Everything is checked before eth0 changes. */
 int net_configure(const char *address, const char *gateway, unsigned mtu, const char *mac, runm_error_t *err);
+
+/* Under passt, send one frame out of eth0 (after a restore from a
+ * template: passt has seen none of this guest's yet). No-op otherwise. */
+void net_announce(void);
 
 /* Whether net_setup configured eth0 (or left it for net_configure). */
 bool net_enabled(void);

@@ -119,6 +119,7 @@ static void h_ping(struct ttrpc_stream *s, const uint8_t *payload, size_t len, v
 	}
 	if (req->entropy.len > 0)
 		reseed(req->entropy.data, req->entropy.len);
+	net_announce();
 	uname(&u);
 	resp.version = (char *)"runm-agent 0.1";
 	resp.kernel = u.release;

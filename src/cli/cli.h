@@ -39,6 +39,7 @@ struct cli_state {
 	pid_t host_pid; /* what the pid file names (create: the monitor), 0 = the VMM */
 	int exit_status;
 	uint64_t created_ns;
+	char **ports; /* published ports as bound ("IP:HOSTPORT->PORT/PROTO"), NULL-terminated or NULL */
 };
 
 /* Commands: argv[0] is the command name; they return the process exit code. */

@@ -114,6 +114,18 @@ int cmd_state(const struct cli *cli, int argc, char **argv)
 	json_object_object_add(o, "owner", json_object_new_string(""));
 	if (strcmp(status, "stopped") == 0)
 		json_object_object_add(o, "exitStatus", json_object_new_int(st.exit_status));
+	if (st.ports) {
+		/* The host ports as bound: a random one (-p PORT) is known only here. */
+		cleanup_free char *list = NULL;
+		json_object *ann = json_object_new_object();
+		for (size_t i = 0; st.ports[i]; i++) {
+			char *next = xasprintf("%s%s%s", list ? list : "", list ? "," : "", st.ports[i]);
+			free(list);
+			list = next;
+		}
+		json_object_object_add(ann, "io.runm.published-ports", json_object_new_string(list));
+		json_object_object_add(o, "annotations", ann);
+	}
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	cli_state_release(&st);

@@ -421,7 +421,7 @@ static void usage(bool create)
 		fprintf(stderr, "usage: runm create [--bundle DIR] [--pid-file PATH] [--console-socket PATH] ID\n");
 	else
 		fprintf(stderr, "usage: runm run [--bundle DIR] [--detach] [--pid-file PATH] [--console-socket PATH]\n"
-				"                [-p|--publish [IP:]HOSTPORT:PORT[/tcp|udp]]... ID\n");
+				"                [-p|--publish [IP:][HOSTPORT[-END]:]PORT[-END][/tcp|udp]]... [--host-loopback] ID\n");
 }
 
 static void cleanup(struct monitor *m, bool keep_state)
@@ -514,12 +514,13 @@ static int monitor_main(const struct cli *cli, int argc, char **argv, bool creat
 		{ "pid-file", required_argument, NULL, 'i' },	{ "console-socket", required_argument, NULL, 'c' },
 		{ "no-pivot", no_argument, NULL, 'P' },	{ "no-new-keyring", no_argument, NULL, 'K' },
 		{ "preserve-fds", required_argument, NULL, 'F' }, { "publish", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },		{ NULL, 0, NULL, 0 },
+		{ "host-loopback", no_argument, NULL, 'L' },	{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct monitor m = { .report_fd = -1, .tty = -1, .create_mode = create };
 	cleanup_error runm_error_t err = NULL;
 	const char *bundle = ".";
-	bool detached = create;
+	bool detached = create, host_loopback = false;
 	pid_t child = 0;
 	cleanup_strv char **publish = NULL; /* -p values, added to the spec's ports once it is loaded */
 	char bundle_abs[PATH_MAX];
@@ -540,6 +541,11 @@ static int monitor_main(const struct cli *cli, int argc, char **argv, bool creat
 			strv_push(&publish, optarg);
 			break;
 		case 'c': m.console_socket = optarg; break;
+		case 'L':
+			if (create)
+				goto bad_usage;
+			host_loopback = true;
+			break;
 		case 'P':
 		case 'K':
 		case 'F': break; /* runc flags that mean nothing in a VM (extra fds stay on the host) */
@@ -563,6 +569,16 @@ static int monitor_main(const struct cli *cli, int argc, char **argv, bool creat
 			spec_release(&m.spec);
 			return cli_fail("%s", runm_error_msg(err));
 		}
+	}
+	if (host_loopback)
+		m.spec.host_loopback = true;
+	if (spec_pick_ports(&m.spec, &err) < 0) {
+		spec_release(&m.spec);
+		return cli_fail("%s", runm_error_msg(err));
+	}
+	for (size_t i = 0; i < m.spec.n_ports; i++) {
+		cleanup_free char *p = spec_port_string(&m.spec.ports[i]);
+		strv_push(&m.st.ports, p);
 	}
 	m.dir = cli_dir(cli, m.id);
 	if (mkdir_p(cli->root, 0700, &err) < 0 || mkdir(m.dir, 0700) < 0) {
@@ -616,6 +632,7 @@ static int monitor_main(const struct cli *cli, int argc, char **argv, bool creat
 	cfg.default_mem_mib = rc.default_mem_mib;
 	cfg.default_vcpus = rc.default_vcpus;
 	cfg.warm_start = rc.warm_start;
+	cfg.net_backend = rc.network;
 	if (sandbox_start(m.loop, &cfg, on_ready, on_vmm_exit, &m, &m.sb, &err) < 0)
 		goto out;
 	loop_run(m.loop);

@@ -46,6 +46,12 @@ int cli_state_write(const char *dir, const struct cli_state *st, runm_error_t *e
 	json_object_object_add(o, "host_pid", json_object_new_int(st->host_pid));
 	json_object_object_add(o, "exit_status", json_object_new_int(st->exit_status));
 	json_object_object_add(o, "created_ns", json_object_new_int64((int64_t)st->created_ns));
+	if (st->ports) {
+		json_object *a = json_object_new_array();
+		for (size_t i = 0; st->ports[i]; i++)
+			json_object_array_add(a, json_object_new_string(st->ports[i]));
+		json_object_object_add(o, "ports", a);
+	}
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	rc = write_file_atomic(path, s, strlen(s), 0600, err);
 	json_object_put(o);
@@ -92,6 +98,15 @@ int cli_state_read(const char *dir, struct cli_state *st, runm_error_t *err)
 	st->host_pid = (pid_t)get_int(o, "host_pid");
 	st->exit_status = (int)get_int(o, "exit_status");
 	st->created_ns = (uint64_t)get_int(o, "created_ns");
+	{
+		json_object *a;
+		if (json_object_object_get_ex(o, "ports", &a) && json_object_is_type(a, json_type_array))
+			for (size_t i = 0; i < json_object_array_length(a) && i < 4096; i++) {
+				json_object *v = json_object_array_get_idx(a, i);
+				if (json_object_is_type(v, json_type_string))
+					strv_push(&st->ports, json_object_get_string(v));
+			}
+	}
 	json_object_put(o);
 	return 0;
 }
@@ -101,6 +116,7 @@ void cli_state_release(struct cli_state *st)
 	free(st->id);
 	free(st->bundle);
 	free(st->status);
+	strv_free(st->ports);
 	memset(st, 0, sizeof(*st));
 }
 

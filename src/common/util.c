@@ -384,3 +384,20 @@ int unix_connect(const char *path, runm_error_t *err)
 		return runm_error_make(err, errno, "connect to `%s`", path);
 	return steal_fd(&fd);
 }
+
+char *find_in_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	cleanup_free char *dirs = NULL;
+	char *save = NULL;
+
+	if (strchr(name, '/'))
+		return access(name, X_OK) == 0 ? xstrdup(name) : NULL;
+	dirs = xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		cleanup_free char *p = xasprintf("%s/%s", *d ? d : ".", name);
+		if (access(p, X_OK) == 0)
+			return steal_ptr(&p);
+	}
+	return NULL;
+}

@@ -69,6 +69,10 @@ int set_cloexec(int fd, int on);
 uint64_t now_mono_ns(void);
 uint64_t now_real_ns(void);
 
+/* The executable `name` in $PATH (a name with a '/' is taken as a path),
+ * malloc'd; NULL if there is none. */
+char *find_in_path(const char *name);
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Unix stream sockets by path (abstract when path starts with '@'):

@@ -103,6 +103,16 @@ int config_parse(const char *text, size_t len, const char *origin, struct runm_c
 			out->accel = s;
 			if (strcmp(s, "auto") == 0) /* the same as not saying */
 				out->accel = NULL, free(s);
+		} else if (strcmp(key, "network") == 0) {
+			char *s = string_value(val);
+			if (s == NULL || (strcmp(s, "auto") != 0 && strcmp(s, "passt") != 0 && strcmp(s, "slirp") != 0)) {
+				free(s);
+				runm_error_make(err, 0, "%s:%u: %s: expected \"auto\", \"passt\" or \"slirp\"", origin,
+						lineno, key);
+				goto fail;
+			}
+			free(out->network);
+			out->network = s;
 		} else if (strcmp(key, "warm_start") == 0) {
 			if (strcmp(val, "true") != 0 && strcmp(val, "false") != 0) {
 				runm_error_make(err, 0, "%s:%u: %s: expected true or false", origin, lineno, key);
@@ -157,5 +167,6 @@ void config_release(struct runm_config *c)
 	free(c->kernel);
 	free(c->initrd);
 	free(c->accel);
+	free(c->network);
 	memset(c, 0, sizeof(*c));
 }

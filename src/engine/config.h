@@ -9,6 +9,8 @@
  *   default_vcpus = 2
  *   accel = "auto"        # or "kvm", "tcg", "hvf": an explicit one never falls back
  *   warm_start = true     # restore VMs from a template snapshot ($RUNM_WARM_START=0/1 overrides)
+ *   network = "auto"      # user-mode networking: "passt" (auto's choice where installed) or
+ *                         # "slirp" (QEMU's built-in) ($RUNM_NET_BACKEND overrides)
  *
  * containerd names another file per runtime through runtime options
  * (`ctr run --runtime-config-path`, CRI's `ConfigPath`). Admin input, still
@@ -30,6 +32,7 @@ struct runm_config {
 	unsigned default_vcpus;   /* 0 = 1 */
 	char *accel;              /* NULL = "auto"; else "kvm", "tcg" or "hvf" ($RUNM_ACCEL overrides) */
 	int warm_start;           /* CONFIG_UNSET, CONFIG_OFF or CONFIG_ON */
+	char *network;            /* NULL or "auto", "passt", "slirp" (vm.h's VM_NET_*) */
 };
 
 /* A boolean setting: not given (the built-in default), false, true. */

@@ -41,6 +41,7 @@ struct sandbox {
 	char *kernel, *initrd;
 	struct vm_share share;   /* the one share: shared_dir */
 	struct vm_port *ports;
+	char *net_backend;
 	int tap_fd;
 	unsigned timeout_ms;
 	bool retried;
@@ -109,6 +110,8 @@ static void boot_release(struct sandbox *sb)
 	free(sb->kernel);
 	free(sb->initrd);
 	free(sb->ports);
+	free(sb->net_backend);
+	sb->net_backend = NULL;
 	sb->kernel = sb->initrd = NULL;
 	sb->ports = NULL;
 	close_and_reset(&sb->tap_fd);
@@ -298,6 +301,14 @@ static void on_ping(void *data, int code, const char *msg, const uint8_t *payloa
 		fail(sb, &err);
 		return;
 	}
+	{
+		cleanup_error runm_error_t err = NULL;
+		/* A published port taken between vm_start's check and passt's bind. */
+		if (vm_net_check(sb->vm, &err) < 0) {
+			fail(sb, &err);
+			return;
+		}
+	}
 	resp = PB_UNPACK(Runm__Agent__V1__PingResponse, runm__agent__v1__ping_response__descriptor, payload, len);
 	sb->guest_kernel = xstrdup(resp && resp->kernel ? resp->kernel : "");
 	loop_timer_cancel(sb->deadline);
@@ -334,6 +345,7 @@ static void send_ping(struct sandbox *sb)
 	ping.host_time_ns = now_real_ns();
 	ping.entropy.data = seed;
 	ping.entropy.len = got == sizeof(seed) ? got : 0;
+
 	pc->sb = sb;
 	pc->gen = sb->boot_gen;
 	ttrpc_call(sb->conn, AGENT_SERVICE, "Ping", &ping.base, 10000, 0, on_ping, pc);
@@ -487,12 +499,14 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	vc.n_shares = 1; /* vc.shares below, once the share outlives this call */
 	/* The spec can turn networking off (io.runm.network=none), not on. */
 	vc.network = cfg->network && sp->network;
+	vc.host_loopback = sp->host_loopback;
 	if (sp->n_ports > 0) {
 		ports = xzalloc(sp->n_ports * sizeof(*ports));
 		for (size_t i = 0; i < sp->n_ports; i++)
 			ports[i] = (struct vm_port){ .host_ip = sp->ports[i].host_ip,
 						     .host_port = sp->ports[i].host_port,
 						     .guest_port = sp->ports[i].container_port,
+						     .count = sp->ports[i].count,
 						     .proto = sp->ports[i].udp ? VM_PROTO_UDP : VM_PROTO_TCP };
 		vc.ports = ports;
 		vc.n_ports = sp->n_ports;
@@ -516,6 +530,8 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	sb->shared_dir = steal_ptr(&shared_dir);
 	sb->share = (struct vm_share){ .host_path = sb->shared_dir, .tag = SANDBOX_SHARE_TAG, .readonly = false };
 	sb->ports = steal_ptr(&ports);
+	sb->net_backend = cfg->net_backend ? xstrdup(cfg->net_backend) : NULL;
+	vc.net_backend = sb->net_backend;
 	sb->vc = vc;
 	sb->vc.shares = &sb->share;
 	/* RUNM_ACCEL (vm_start reads it again) or the config's, as a static string. */

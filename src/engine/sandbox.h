@@ -48,6 +48,8 @@ struct sandbox_config {
 	/* Warm start from a VM template (vm.h): CONFIG_UNSET (SANDBOX_WARM_DEFAULT),
 	 * CONFIG_OFF or CONFIG_ON (config.h); $RUNM_WARM_START=0/1 overrides. */
 	int warm_start;
+	/* User-mode network backend: NULL / "auto", "passt" or "slirp" (vm.h). */
+	const char *net_backend;
 };
 
 struct sandbox;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #define CONFIG_MAX (4u << 20)
@@ -311,9 +313,9 @@ static bool parse_port(const char *str, unsigned short *out)
 }
 
 static int add_port(struct spec *s, const char *ip, unsigned short host_port, unsigned short container_port,
-		    bool udp, const char *origin, runm_error_t *err)
+		    unsigned short count, bool udp, const char *origin, runm_error_t *err)
 {
-	struct in_addr a;
+	struct in6_addr a;
 	struct spec_port *p;
 
 	if (!s->network)
@@ -326,26 +328,51 @@ static int add_port(struct spec *s, const char *ip, unsigned short host_port, un
 				       origin, s->netns_path);
 	if (s->n_ports >= SPEC_MAX_PORTS)
 		return runm_error_make(err, 0, "%s: more than %d published ports", origin, SPEC_MAX_PORTS);
-	/* IPv4 only: QEMU's hostfwd (7.2) takes nothing else. */
-	if (ip && *ip && inet_pton(AF_INET, ip, &a) != 1)
-		return runm_error_make(err, 0, "%s: host address `%s` is not an IPv4 address", origin, ip);
+	/* An address lands in a VMM or passt option: an address, nothing else. */
+	if (ip && *ip && inet_pton(AF_INET, ip, &a) != 1 && inet_pton(AF_INET6, ip, &a) != 1)
+		return runm_error_make(err, 0, "%s: host address `%s` is not an IP address", origin, ip);
+	if ((unsigned)container_port + count - 1 > 65535 || (host_port && (unsigned)host_port + count - 1 > 65535))
+		return runm_error_make(err, 0, "%s: port range past 65535", origin);
 	s->ports = xrealloc(s->ports, (s->n_ports + 1) * sizeof(*s->ports));
 	p = &s->ports[s->n_ports++];
 	p->host_ip = ip && *ip ? xstrdup(ip) : NULL;
 	p->host_port = host_port;
 	p->container_port = container_port;
+	p->count = count;
 	p->udp = udp;
 	return 0;
 }
 
-/* One "[IP:]HOSTPORT:PORT[/tcp|udp]": Docker's -p syntax, without ranges
- * and without a random host port (the host port must be known to publish it). */
+/* "PORT" or "FIRST-LAST": the first port and how many. */
+static bool parse_range(const char *str, unsigned short *first, unsigned short *count)
+{
+	cleanup_free char *a = xstrdup(str);
+	char *dash = strchr(a, '-');
+	unsigned short last;
+
+	if (dash)
+		*dash++ = '\0';
+	if (!parse_port(a, first))
+		return false;
+	if (dash == NULL) {
+		*count = 1;
+		return true;
+	}
+	if (!parse_port(dash, &last) || last < *first)
+		return false;
+	*count = (unsigned short)(last - *first + 1);
+	return true;
+}
+
+/* One "[IP:][HOSTPORT[-END]:]PORT[-END][/tcp|udp]": Docker's -p syntax. IPv6
+ * addresses come in brackets ("[::1]:8080:80"); no host port (or an empty
+ * one, "127.0.0.1::80") means any free one, for a single port. */
 static int parse_port_entry(struct spec *s, const char *entry, const char *origin, runm_error_t *err)
 {
 	cleanup_free char *e = xstrdup(entry);
 	char *proto = strchr(e, '/');
-	char *colon, *ip = NULL, *host = e, *guest;
-	unsigned short hp, cp;
+	char *colon, *ip = NULL, *host = NULL, *guest, *rest = e;
+	unsigned short hp = 0, hn = 1, cp, cn;
 	bool udp = false;
 
 	if (proto) {
@@ -354,21 +381,40 @@ static int parse_port_entry(struct spec *s, const char *entry, const char *origi
 		if (!udp && strcmp(proto, "tcp") != 0)
 			return runm_error_make(err, 0, "%s: `%s`: the protocol is tcp or udp", origin, entry);
 	}
-	colon = strrchr(e, ':');
-	if (colon == NULL)
-		return runm_error_make(err, 0, "%s: `%s`: expected [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]", origin,
-				       entry);
-	*colon = '\0';
-	guest = colon + 1;
-	colon = strrchr(e, ':');
+	if (*rest == '[') {
+		char *close = strchr(rest, ']');
+		if (close == NULL || close[1] != ':')
+			return runm_error_make(err, 0, "%s: `%s`: expected [IPV6]:HOSTPORT:CONTAINERPORT", origin, entry);
+		*close = '\0';
+		ip = rest + 1;
+		rest = close + 2;
+		if (strchr(rest, ':') == NULL)
+			return runm_error_make(err, 0, "%s: `%s`: expected [IPV6]:HOSTPORT:CONTAINERPORT", origin, entry);
+	}
+	colon = strrchr(rest, ':');
 	if (colon) {
 		*colon = '\0';
-		ip = e;
-		host = colon + 1;
+		guest = colon + 1;
+		host = rest;
+		colon = strrchr(rest, ':');
+		if (colon && ip == NULL) {
+			*colon = '\0';
+			ip = rest;
+			host = colon + 1;
+		} else if (colon) {
+			return runm_error_make(err, 0, "%s: `%s`: expected [IP:][HOSTPORT:]CONTAINERPORT", origin, entry);
+		}
+	} else {
+		guest = rest;
 	}
-	if (!parse_port(host, &hp) || !parse_port(guest, &cp))
-		return runm_error_make(err, 0, "%s: `%s`: ports are numbers from 1 to 65535", origin, entry);
-	return add_port(s, ip, hp, cp, udp, origin, err);
+	if (!parse_range(guest, &cp, &cn) || (host && *host && !parse_range(host, &hp, &hn)))
+		return runm_error_make(err, 0, "%s: `%s`: ports are numbers from 1 to 65535 (ranges FIRST-LAST)",
+				       origin, entry);
+	if (hp == 0 && cn > 1)
+		return runm_error_make(err, 0, "%s: `%s`: a range needs its host ports", origin, entry);
+	if (hp != 0 && hn != cn)
+		return runm_error_make(err, 0, "%s: `%s`: host and container ranges differ in length", origin, entry);
+	return add_port(s, ip, hp, cp, cn, udp, origin, err);
 }
 
 int spec_add_ports(struct spec *s, const char *list, const char *origin, runm_error_t *err)
@@ -386,6 +432,47 @@ int spec_add_ports(struct spec *s, const char *list, const char *origin, runm_er
 			return -1;
 	}
 	return 0;
+}
+
+int spec_pick_ports(struct spec *s, runm_error_t *err)
+{
+	for (size_t i = 0; i < s->n_ports; i++) {
+		struct spec_port *p = &s->ports[i];
+		struct sockaddr_storage ss = { 0 };
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		socklen_t len = sizeof(ss);
+		cleanup_close int fd = -1;
+
+		if (p->host_port != 0)
+			continue;
+		if (p->host_ip && inet_pton(AF_INET6, p->host_ip, &in6->sin6_addr) == 1) {
+			in6->sin6_family = AF_INET6;
+		} else {
+			in->sin_family = AF_INET;
+			if (p->host_ip)
+				inet_pton(AF_INET, p->host_ip, &in->sin_addr);
+		}
+		fd = socket(ss.ss_family, (p->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ? sizeof(*in6) : sizeof(*in)) < 0 ||
+		    getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+			return runm_error_make(err, errno, "choose a free host port for container port %u/%s on %s",
+					       p->container_port, p->udp ? "udp" : "tcp", p->host_ip ? p->host_ip : "0.0.0.0");
+		p->host_port = ntohs(ss.ss_family == AF_INET6 ? in6->sin6_port : in->sin_port);
+	}
+	return 0;
+}
+
+char *spec_port_string(const struct spec_port *p)
+{
+	const char *ip = p->host_ip ? p->host_ip : "0.0.0.0";
+	bool v6 = strchr(ip, ':') != NULL;
+	const char *proto = p->udp ? "udp" : "tcp";
+
+	if (p->count > 1)
+		return xasprintf("%s%s%s:%u-%u->%u-%u/%s", v6 ? "[" : "", ip, v6 ? "]" : "", p->host_port,
+				 p->host_port + p->count - 1, p->container_port, p->container_port + p->count - 1, proto);
+	return xasprintf("%s%s%s:%u->%u/%s", v6 ? "[" : "", ip, v6 ? "]" : "", p->host_port, p->container_port, proto);
 }
 
 /* nerdctl's label: [{"HostPort":8080,"ContainerPort":80,"Protocol":"tcp","HostIP":"0.0.0.0"}]
@@ -416,7 +503,7 @@ static int parse_nerdctl_ports(struct spec *s, const char *value, runm_error_t *
 		if (!udp && strcasecmp(pr, "tcp") != 0 && pr[0] != '\0')
 			return runm_error_make(err, 0, "annotation " SPEC_ANN_NERDCTL_PORTS "[%zu]: protocol `%s`: tcp or udp",
 					       i, pr);
-		if (add_port(s, ip ? json_object_get_string(ip) : NULL, (unsigned short)h, (unsigned short)c, udp,
+		if (add_port(s, ip ? json_object_get_string(ip) : NULL, (unsigned short)h, (unsigned short)c, 1, udp,
 			     "annotation " SPEC_ANN_NERDCTL_PORTS, err) < 0)
 			return -1;
 	}
@@ -461,12 +548,16 @@ static int read_pod(json_object *root, struct spec *s, runm_error_t *err)
 static int read_network(json_object *root, struct spec *s, runm_error_t *err)
 {
 	json_object *ann = get_typed(root, "annotations", json_type_object);
-	const char *net, *ports, *nerdctl;
+	const char *net, *ports, *nerdctl, *loopback;
 
 	if (get_annotation(ann, SPEC_ANN_NETWORK, &net, err) < 0 ||
+	    get_annotation(ann, SPEC_ANN_HOST_LOOPBACK, &loopback, err) < 0 ||
 	    get_annotation(ann, SPEC_ANN_PORTS, &ports, err) < 0 ||
 	    get_annotation(ann, SPEC_ANN_NERDCTL_PORTS, &nerdctl, err) < 0)
 		return -1;
+	if (loopback && strcmp(loopback, "true") != 0 && strcmp(loopback, "false") != 0)
+		return runm_error_make(err, 0, "annotation " SPEC_ANN_HOST_LOOPBACK ": `%s`: true or false", loopback);
+	s->host_loopback = loopback && strcmp(loopback, "true") == 0;
 	s->network = true;
 	if (net && strcmp(net, "none") == 0)
 		s->network = false;

@@ -35,6 +35,9 @@ struct spec_share {
 #define SPEC_ANN_PORTS "io.runm.ports"       /* "[IP:]HOSTPORT:PORT[/tcp|udp],..." */
 #define SPEC_ANN_NERDCTL_PORTS "nerdctl/ports" /* nerdctl's JSON list of port mappings */
 #define SPEC_ANN_NETWORK "io.runm.network"   /* "user" (default) or "none" */
+/* "true": the gateway (10.0.2.2) leads to the host's 127.0.0.1, as under
+ * slirp; by default the container cannot reach the host's loopback. */
+#define SPEC_ANN_HOST_LOOPBACK "io.runm.host-loopback"
 /* CRI's grouping (containerd's CRI plugin sets both on every container of
  * a pod; `ctr run --annotation` can too): a container of type "container"
  * joins the VM of the sandbox named by sandbox-id. */
@@ -53,9 +56,10 @@ struct spec_share {
 #define SPEC_MAX_PORTS 64
 
 struct spec_port {
-	char *host_ip; /* IPv4 address to listen on; NULL = all (0.0.0.0) */
-	unsigned short host_port;
+	char *host_ip; /* IPv4 or IPv6 address to listen on; NULL = all */
+	unsigned short host_port; /* 0 = any free one, chosen by spec_pick_ports */
 	unsigned short container_port;
+	unsigned short count;     /* a range: host_port + i -> container_port + i, i < count (>= 1) */
 	bool udp;
 };
 
@@ -70,6 +74,7 @@ struct spec {
 	unsigned mem_mib;  /* 0 = no limit in the spec */
 	unsigned vcpus;    /* 0 = no CPU limit in the spec */
 	bool network;      /* a NIC in the VM: on unless io.runm.network=none */
+	bool host_loopback; /* SPEC_ANN_HOST_LOOPBACK is "true" */
 	char *netns_path;  /* linux.namespaces' network path: the NIC mirrors it instead of
 			    * user-mode NAT, and published ports do not apply (CNI's portmap
 			    * publishes them in that namespace); NULL = user-mode NAT */
@@ -96,8 +101,16 @@ int spec_load(const char *id, const char *bundle, struct spec *out, runm_error_t
  * the sandbox's init, guest pid sandbox_pid (/proc/<pid>/ns/<type>). */
 int spec_join_pod(struct spec *s, unsigned sandbox_pid, runm_error_t *err);
 void spec_release(struct spec *s);
-/* Append the ports of `list` ("[IP:]HOSTPORT:PORT[/tcp|udp]", comma-separated)
- * to s->ports; `origin` names where the list came from, for errors. */
+/* Append the ports of `list` (Docker's -p syntax, comma-separated:
+ * "[IP:][HOSTPORT[-END]:]PORT[-END][/tcp|udp]", IPv6 in brackets, no host
+ * port = any free one) to s->ports; `origin` names where the list came
+ * from, for errors. */
 int spec_add_ports(struct spec *s, const char *list, const char *origin, runm_error_t *err);
+/* Give every port without a host port a free one (the kernel's choice on
+ * its address); before the VM starts, which then holds it. */
+int spec_pick_ports(struct spec *s, runm_error_t *err);
+/* "IP:HOSTPORT->PORT/PROTO" (ranges "IP:A-B->C-D/PROTO"), as Docker shows
+ * them, malloc'd. */
+char *spec_port_string(const struct spec_port *p);
 
 #endif

@@ -213,9 +213,13 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 		 req->terminal);
 	if (container_mount_rootfs(c, req->rootfs, req->n_rootfs, &err) < 0)
 		goto fail;
-	if (spec_load(c->id, c->bundle, &c->spec, &err) < 0)
+	if (spec_load(c->id, c->bundle, &c->spec, &err) < 0 || spec_pick_ports(&c->spec, &err) < 0)
 		goto fail;
 	c->have_spec = true;
+	for (size_t i = 0; i < c->spec.n_ports; i++) {
+		cleanup_free char *p = spec_port_string(&c->spec.ports[i]);
+		log_info("%s: publishes %s", c->id, p);
+	}
 	container_add_process(c, "", req->terminal, req->stdin, req->stdout, req->stderr);
 	if (process_open_stdio(c->init, &err) < 0)
 		goto fail;
@@ -244,6 +248,7 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 	cfg.default_mem_mib = rc.default_mem_mib;
 	cfg.default_vcpus = rc.default_vcpus;
 	cfg.warm_start = rc.warm_start;
+	cfg.net_backend = rc.network;
 	/* The runtime options' config file decides, even by saying nothing. */
 	cfg.accel = rc.accel ? rc.accel : "auto";
 	c->create_stream = s;

@@ -4,6 +4,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
+#include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,60 +20,106 @@ const char *vm_port_proto(const struct vm_port *p)
 	return p->proto == VM_PROTO_UDP ? "udp" : "tcp";
 }
 
-static int port_error(const struct vm_port *p, int e, runm_error_t *err)
+static int port_error(const struct vm_port *p, unsigned port, int e, runm_error_t *err)
 {
 	if (e == EADDRINUSE)
 		return runm_error_make(err, 0, "cannot publish port %s:%u/%s: port %u is already in use", vm_port_ip(p),
-				       p->host_port, vm_port_proto(p), p->host_port);
-	return runm_error_make(err, e, "cannot publish port %s:%u/%s", vm_port_ip(p), p->host_port, vm_port_proto(p));
+				       port, vm_port_proto(p), port);
+	return runm_error_make(err, e, "cannot publish port %s:%u/%s", vm_port_ip(p), port, vm_port_proto(p));
 }
 
-/* Bind every published host port ourselves before QEMU does: a port in use
- * then fails with an error naming it, instead of QEMU exiting with "Could not
- * set up host forwarding rule" in its log. All stay bound until the end, so a
- * port published twice is caught too. (QEMU binds them a moment later: a
- * race with another process remains, and then QEMU's own error stands.) */
-int vm_ports_check(const struct vm_config *cfg, runm_error_t *err)
+/* The host address of p as a socket address (port unset); IPv6 with passt only. */
+static int port_addr(const struct vm_port *p, const char *net, struct sockaddr_storage *ss, socklen_t *len,
+		     runm_error_t *err)
 {
-	int fds[64];
-	size_t n = 0;
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	/* The address lands in a VMM or passt option: an address, nothing else. */
+	if (inet_pton(AF_INET, vm_port_ip(p), &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		*len = sizeof(*in);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, vm_port_ip(p), &in6->sin6_addr) != 1)
+		return runm_error_make(err, EINVAL, "published port %u/%s: host address `%s` is not an IP address",
+				       p->host_port, vm_port_proto(p), vm_port_ip(p));
+	/* hostfwd takes IPv4 only (QEMU 7.2). */
+	if (net == NULL || strcmp(net, VM_NET_PASST) != 0)
+		return runm_error_make(err, EINVAL,
+				       "published port %u/%s: IPv6 host address `%s` needs the passt network backend",
+				       p->host_port, vm_port_proto(p), vm_port_ip(p));
+	in6->sin6_family = AF_INET6;
+	*len = sizeof(*in6);
+	return 0;
+}
+
+/* Bind (and listen on) host port `port` of p; the fd in *fd. */
+static int hold_port(const struct vm_port *p, const struct sockaddr_storage *ss, socklen_t len, unsigned port,
+		     int *fd, runm_error_t *err)
+{
+	struct sockaddr_storage sa = *ss;
+	bool udp = p->proto == VM_PROTO_UDP;
+	int one = 1;
+
+	if (sa.ss_family == AF_INET)
+		((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)port);
+	*fd = socket(sa.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+	if (*fd < 0)
+		return runm_error_make(err, errno, "socket");
+	/* As slirp and passt do for their listeners: a TIME_WAIT left by an
+	 * earlier container does not make a TCP port busy, a listener does. */
+	if (!udp)
+		setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (sa.ss_family == AF_INET6)
+		setsockopt(*fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* Listen too: with SO_REUSEADDR on both sides, bind succeeds next to
+	 * a socket that is not listening yet; then listen fails. */
+	if (bind(*fd, (struct sockaddr *)&sa, len) < 0 || (!udp && listen(*fd, 1) < 0))
+		return port_error(p, port, errno, err);
+	return 0;
+}
+
+/* Bind every published host port ourselves before the VMM or passt does: a
+ * port in use then fails with an error naming it, instead of the VMM exiting
+ * with "Could not set up host forwarding rule" in its log. All stay bound
+ * until the end, so a port published twice is caught too. (They are bound
+ * again a moment later: a race with another process remains; then passt's
+ * exit, vm_net_check, or QEMU's own error stands.) */
+int vm_ports_check(const struct vm_config *cfg, const char *net, runm_error_t *err)
+{
+	cleanup_free int *fds = NULL;
+	size_t n = 0, total = 0;
 	int r = 0;
 
 	if (cfg->n_ports > 0 && !cfg->network)
 		return runm_error_make(err, EINVAL, "published ports need networking, which is off");
-	if (cfg->n_ports > ARRAY_SIZE(fds))
-		return runm_error_make(err, EINVAL, "%zu published ports: at most %zu", cfg->n_ports, ARRAY_SIZE(fds));
+	for (size_t i = 0; i < cfg->n_ports; i++) {
+		const struct vm_port *p = &cfg->ports[i];
+		unsigned count = p->count ? p->count : 1;
+		if (p->host_port == 0 || p->guest_port == 0 || p->host_port + count - 1 > 65535 ||
+		    p->guest_port + count - 1 > 65535)
+			return runm_error_make(err, EINVAL, "published port %u:%u/%s: ports are 1 to 65535", p->host_port,
+					       p->guest_port, vm_port_proto(p));
+		total += count;
+	}
+	if (total > VM_MAX_PORTS)
+		return runm_error_make(err, EINVAL, "%zu published ports: at most %d", total, VM_MAX_PORTS);
+	fds = xzalloc((total ? total : 1) * sizeof(*fds));
 	for (size_t i = 0; i < cfg->n_ports && r == 0; i++) {
 		const struct vm_port *p = &cfg->ports[i];
-		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(p->host_port) };
-		bool udp = p->proto == VM_PROTO_UDP;
-		int one = 1, fd;
+		struct sockaddr_storage ss;
+		socklen_t len = 0;
 
-		if (p->host_port == 0 || p->guest_port == 0) {
-			r = runm_error_make(err, EINVAL, "published port %u:%u/%s: ports are 1 to 65535", p->host_port,
-					    p->guest_port, vm_port_proto(p));
-			break;
+		r = port_addr(p, net, &ss, &len, err);
+		for (unsigned j = 0; r == 0 && j < (p->count ? p->count : 1u); j++) {
+			r = hold_port(p, &ss, len, p->host_port + j, &fds[n], err);
+			if (fds[n] >= 0)
+				n++;
 		}
-		/* hostfwd takes IPv4 only (QEMU 7.2), and the address lands in a QEMU option: keep it plain. */
-		if (inet_pton(AF_INET, vm_port_ip(p), &sa.sin_addr) != 1) {
-			r = runm_error_make(err, EINVAL, "published port %u/%s: host address `%s` is not an IPv4 address",
-					    p->host_port, vm_port_proto(p), vm_port_ip(p));
-			break;
-		}
-		fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			r = runm_error_make(err, errno, "socket");
-			break;
-		}
-		fds[n++] = fd;
-		/* As slirp does for its listeners: a TIME_WAIT left by an earlier
-		 * container does not make a TCP port busy, a listener does. */
-		if (!udp)
-			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		/* Listen too: with SO_REUSEADDR on both sides, bind succeeds next to
-		 * a socket that is not listening yet; then listen fails. */
-		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (!udp && listen(fd, 1) < 0))
-			r = port_error(p, errno, err);
 	}
 	for (size_t i = 0; i < n; i++)
 		close(fds[i]);

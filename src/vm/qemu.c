@@ -4,6 +4,7 @@
  * file to create, race on or clean up, and both are connected before QEMU
  * even starts. The guest console goes to <state_dir>/console.log. */
 #include "vm-backend.h"
+#include "net.h"
 #include "ports.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -28,9 +29,9 @@
 /* Fds the child sees (vm_spawn passes pass_fds[i] as 3 + i). */
 #define CHILD_FD_AGENT 3
 #define CHILD_FD_QMP 4
-#define CHILD_FD_TAP 5
+#define CHILD_FD_NET 5 /* the tap, or passt's socket */
 /* The snapshot a VM is restored from: the fd after the last one above. */
-#define CHILD_FD_INCOMING(cfg) ((cfg)->tap_fd > 0 ? 6 : 5)
+#define CHILD_FD_INCOMING(has_net_fd) ((has_net_fd) ? 6 : 5)
 
 struct qemu_arch {
 	const char *binary;    /* qemu-system-<arch> */
@@ -58,6 +59,12 @@ struct qemu_priv {
 };
 
 /* ---- command line ---- */
+
+/* Backend names are compared as strings: literals need not be one object. */
+static bool net_is(const char *net, const char *name)
+{
+	return net != NULL && strcmp(net, name) == 0;
+}
 
 static void push(char ***argv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void push(char ***argv, const char *fmt, ...)
@@ -87,36 +94,19 @@ static char *opt_escape(const char *s)
 	return out;
 }
 
-static bool executable(const char *path)
-{
-	return access(path, X_OK) == 0;
-}
-
 static int find_binary(const struct vm_config *cfg, char **out, runm_error_t *err)
 {
 	const char *name = cfg->qemu_binary;
-	const char *path = getenv("PATH");
-	cleanup_free char *dirs = NULL;
-	char *save = NULL;
 
 	if (name == NULL || *name == '\0')
 		name = getenv("RUNM_QEMU");
 	if (name == NULL || *name == '\0')
 		name = arch.binary;
-	if (strchr(name, '/')) {
-		if (!executable(name))
-			return runm_error_make(err, errno, "QEMU binary `%s`", name);
-		*out = xstrdup(name);
+	*out = find_in_path(name);
+	if (*out)
 		return 0;
-	}
-	dirs = xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		cleanup_free char *p = xasprintf("%s/%s", *d ? d : ".", name);
-		if (executable(p)) {
-			*out = steal_ptr(&p);
-			return 0;
-		}
-	}
+	if (strchr(name, '/'))
+		return runm_error_make(err, errno, "QEMU binary `%s`", name);
 #ifdef __APPLE__
 	return runm_error_make(err, 0, "%s not found: brew install qemu", name);
 #else
@@ -161,7 +151,7 @@ static unsigned long host_tsc_khz(void)
 	return mhz * 1000 + frac;
 }
 
-static char *kernel_cmdline(const struct vm_config *cfg, const char *accel)
+static char *kernel_cmdline(const struct vm_config *cfg, const char *accel, const char *net)
 {
 	cleanup_free char *tsc = NULL;
 	/* quiet: every byte on the emulated UART is a VM exit, slow under TCG.
@@ -186,8 +176,8 @@ static char *kernel_cmdline(const struct vm_config *cfg, const char *accel)
 	(void)accel;
 #endif
 	return xasprintf("console=%s %s%s%s%s%s", arch.console, base, tsc ? tsc : "",
-			 cfg->tap_fd > 0 ? " " VM_CMDLINE_NET_MIRROR : "", cfg->cmdline_extra && *cfg->cmdline_extra ? " " : "",
-			 cfg->cmdline_extra ? cfg->cmdline_extra : "");
+			 cfg->tap_fd > 0 ? " " VM_CMDLINE_NET_MIRROR : net_is(net, VM_NET_PASST) ? " " VM_CMDLINE_NET_PASST : "",
+			 cfg->cmdline_extra && *cfg->cmdline_extra ? " " : "", cfg->cmdline_extra ? cfg->cmdline_extra : "");
 }
 
 static const char *machine(const char *accel)
@@ -216,10 +206,15 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 		      const char *restore_path, bool key, char ***out, runm_error_t *err)
 {
 	cleanup_strv char **argv = NULL;
-	cleanup_free char *append = kernel_cmdline(cfg, accel);
+	const char *net = NULL;
+	cleanup_free char *append = NULL;
 	cleanup_free char *kernel = opt_escape(cfg->kernel), *initrd = opt_escape(cfg->initrd);
 	cleanup_free char *console = opt_escape(key ? "@console" : console_path);
 	const char *v = arch.virtio;
+
+	if (cfg->tap_fd <= 0 && cfg->network && vm_choose_net(cfg, &net, err) < 0)
+		return -1;
+	append = kernel_cmdline(cfg, accel, net);
 
 	strv_push(&argv, binary);
 	push(&argv, "-name");
@@ -302,22 +297,33 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 		/* The tap was opened in the container's network namespace and
 		 * stays there; the VMM only writes and reads frames on the fd. */
 		push(&argv, "-netdev");
-		push(&argv, "tap,id=net0,fd=%d", CHILD_FD_TAP);
+		push(&argv, "tap,id=net0,fd=%d", CHILD_FD_NET);
 		push(&argv, "-device");
 		if (cfg->mac && *cfg->mac)
 			push(&argv, "virtio-net-%s,netdev=net0,mac=%s", v, cfg->mac);
 		else
 			push(&argv, "virtio-net-%s,netdev=net0", v);
-	} else if (cfg->network) {
+	} else if (net_is(net, VM_NET_PASST)) {
+		/* passt's end of a socketpair (net.c): frames with a length
+		 * prefix, QEMU 7.2's stream netdev. passt's options, the ports
+		 * among them, are not QEMU's: a template serves any. */
+		push(&argv, "-netdev");
+		push(&argv, "stream,id=net0,server=off,addr.type=fd,addr.str=%d", CHILD_FD_NET);
+		push(&argv, "-device");
+		push(&argv, "virtio-net-%s,netdev=net0", v);
+	} else if (net_is(net, VM_NET_SLIRP)) {
 		cleanup_free char *netdev = xstrdup("user,id=net0");
 		/* Host forwarding is slirp's configuration, not its migrated state. */
 		for (size_t i = 0; i < (key ? 0 : cfg->n_ports); i++) {
 			const struct vm_port *pt = &cfg->ports[i];
-			/* An empty guest address is slirp's guest (10.0.2.15, which the agent configures). */
-			char *next = xasprintf("%s,hostfwd=%s:%s:%u-:%u", netdev, vm_port_proto(pt), vm_port_ip(pt),
-					       pt->host_port, pt->guest_port);
-			free(netdev);
-			netdev = next;
+			/* An empty guest address is slirp's guest (10.0.2.15, which
+			 * the agent configures); a range is a rule per port. */
+			for (unsigned j = 0; j < (pt->count ? pt->count : 1u); j++) {
+				char *next = xasprintf("%s,hostfwd=%s:%s:%u-:%u", netdev, vm_port_proto(pt),
+						       vm_port_ip(pt), pt->host_port + j, pt->guest_port + j);
+				free(netdev);
+				netdev = next;
+			}
 		}
 		push(&argv, "-netdev");
 		push(&argv, "%s", netdev);
@@ -328,7 +334,7 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 		/* QEMU 7.2 has no file: URI, and its seccomp filter forbids exec:
 		 * the snapshot comes as an open fd. The guest runs once loaded (no -S). */
 		push(&argv, "-incoming");
-		push(&argv, "fd:%d", CHILD_FD_INCOMING(cfg));
+		push(&argv, "fd:%d", CHILD_FD_INCOMING(cfg->tap_fd > 0 || net_is(net, VM_NET_PASST)));
 	}
 	*out = steal_ptr(&argv);
 	return 0;
@@ -530,7 +536,7 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 {
 	cleanup_free char *binary = NULL;
 	cleanup_strv char **argv = NULL;
-	cleanup_close int agent_host = -1, agent_vmm = -1, qmp_host = -1, qmp_vmm = -1, snap = -1;
+	cleanup_close int agent_host = -1, agent_vmm = -1, qmp_host = -1, qmp_vmm = -1, snap = -1, net_vmm = -1;
 	struct qemu_priv *q;
 	int sv[2];
 
@@ -538,7 +544,9 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 	q->qmp_fd = -1;
 	vm->priv = q;
 
-	if (cfg->tap_fd <= 0 && vm_ports_check(cfg, err) < 0)
+	if (cfg->tap_fd <= 0 && cfg->network && vm_choose_net(cfg, &vm->net, err) < 0)
+		return -1;
+	if (cfg->tap_fd <= 0 && vm_ports_check(cfg, vm->net, err) < 0)
 		return -1;
 	/* The MAC lands in a QEMU option: only hex digits and colons. */
 	if (cfg->mac && strspn(cfg->mac, "0123456789abcdefABCDEF:") != strlen(cfg->mac))
@@ -565,11 +573,16 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 		if (snap < 0)
 			return runm_error_make(err, errno, "open template `%s`", vm->restore_path);
 	}
+	/* After the ports check, which let go of them for passt to bind. */
+	if (net_is(vm->net, VM_NET_PASST) && vm_passt_start(vm, cfg, &net_vmm, err) < 0)
+		return -1;
 	log_command(argv);
 	{
 		int fds[4] = { agent_vmm, qmp_vmm }, n = 2;
 		if (cfg->tap_fd > 0)
-			fds[n++] = cfg->tap_fd;
+			fds[n++] = cfg->tap_fd; /* CHILD_FD_NET */
+		else if (net_vmm >= 0)
+			fds[n++] = net_vmm; /* CHILD_FD_NET */
 		if (snap >= 0)
 			fds[n++] = snap; /* CHILD_FD_INCOMING */
 		if (vm_spawn(vm, argv, fds, (size_t)n, err) < 0)

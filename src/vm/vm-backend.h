@@ -37,6 +37,10 @@ struct vm {
 	char *tpl_dir, *tpl_desc; /* warm: the template's <root>/<key> and what it must match */
 	char *restore_path;       /* the snapshot this VM is restored from, NULL = cold boot */
 	bool tpl_wanted;          /* cold boot of a warm VM with no template yet */
+	const char *net;          /* VM_NET_* of its user-mode NIC, NULL = none (static) */
+	pid_t net_pid;            /* passt beside the VMM, -1 = none */
+	int net_pidfd;
+	char *net_log_path;       /* <state_dir>/passt.log */
 };
 
 struct vm_backend {
@@ -72,6 +76,11 @@ extern const struct vm_backend vm_qemu_backend;
  * signal mask and dispositions, and no fd but pass_fds[i], which the child
  * sees as fd 3 + i; in vm->netns_fd's network namespace if set. Sets vm->pid and vm->pidfd. Returns once exec succeeded. */
 int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, runm_error_t *err);
+
+/* The same for a process beside the VMM (passt): its output to log_path,
+ * its pid and pidfd in *pid and *pidfd. */
+int vm_spawn_process(const struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass,
+		     const char *log_path, pid_t *pid, int *pidfd, runm_error_t *err);
 
 /* Wait until the VMM exits or deadline_ns passes (no reaping).
  * Returns 1 if it exited, 0 on timeout, -1 on error. */

@@ -3,6 +3,7 @@
  * kill), cleanup and the console tail. The VMM-specific half is a
  * `struct vm_backend` (qemu.c). */
 #include "vm-backend.h"
+#include "net.h"
 #include "accel.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -265,6 +266,8 @@ int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err)
 	vm->pid = -1;
 	vm->pidfd = -1;
 	vm->chan_fd = -1;
+	vm->net_pid = -1;
+	vm->net_pidfd = -1;
 	vm->netns_fd = cfg->netns_fd;
 	vm_template_prepare(vm, cfg);
 	if (ops->start(vm, cfg, vm->accel, err) < 0) {
@@ -349,22 +352,23 @@ static void child_exec(char *const argv[], const int *pass_fds, size_t n_pass, i
 	child_fail(errpipe, errno);
 }
 
-int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, runm_error_t *err)
+int vm_spawn_process(const struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass,
+		     const char *log_path, pid_t *out_pid, int *out_pidfd, runm_error_t *err)
 {
 	cleanup_close int devnull = -1, logfd = -1, rd = -1, wr = -1;
 	int pipefd[2];
 	pid_t parent = getpid(), pid;
 	ssize_t n;
-	int e = 0;
+	int e = 0, pidfd;
 
 	if (n_pass > 8)
 		return runm_error_make(err, EINVAL, "vm_spawn: at most 8 fds to pass");
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
 		return runm_error_make(err, errno, "open /dev/null");
-	logfd = open(vm->vmm_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	logfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (logfd < 0)
-		return runm_error_make(err, errno, "create `%s`", vm->vmm_log_path);
+		return runm_error_make(err, errno, "create `%s`", log_path);
 	/* Tells the parent whether exec worked: closed by a successful exec,
 	 * carries errno otherwise (the usual CLOEXEC pipe). */
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -379,7 +383,6 @@ int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pa
 		child_exec(argv, pass_fds, n_pass, devnull, logfd, wr, parent, vm->netns_fd);
 	/* Also in the parent, so the group exists before anyone signals it. */
 	setpgid(pid, pid);
-	vm->pid = pid;
 	close_and_reset(&wr);
 	do
 		n = read(rd, &e, sizeof(e));
@@ -389,22 +392,27 @@ int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pa
 		/* The child _exits right after writing: this wait is immediate. */
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
-		vm->pid = -1;
 		return runm_error_make(err, e, "exec `%s`", argv[0]);
 	}
 	/* The child cannot be reaped before we wait for it, so its pid is still
 	 * ours: no race between fork and pidfd_open. */
-	vm->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (vm->pidfd < 0) {
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
 		e = errno;
 		kill(pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
-		vm->pid = -1;
 		return runm_error_make(err, e, "pidfd_open (Linux >= 5.3 needed)");
 	}
-	set_cloexec(vm->pidfd, 1);
+	set_cloexec(pidfd, 1);
+	*out_pid = pid;
+	*out_pidfd = pidfd;
 	return 0;
+}
+
+int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, runm_error_t *err)
+{
+	return vm_spawn_process(vm, argv, pass_fds, n_pass, vm->vmm_log_path, &vm->pid, &vm->pidfd, err);
 }
 
 int vm_wait_exit(struct vm *vm, uint64_t deadline_ns, runm_error_t *err)
@@ -629,12 +637,16 @@ void vm_free(struct vm *vm)
 		return;
 	if (vm->pid > 0 && !vm->reaped && vm_stop(vm, VM_FREE_STOP_MS, &err) < 0)
 		log_warn("stop VMM pid %d: %s", (int)vm->pid, runm_error_msg(err));
+	vm_net_stop(vm);
 	if (vm->ops && vm->ops->release)
 		vm->ops->release(vm);
 	close_and_reset(&vm->chan_fd);
 	close_and_reset(&vm->pidfd);
 	unlink(vm->console_path);
 	unlink(vm->vmm_log_path);
+	if (vm->net_log_path)
+		unlink(vm->net_log_path);
+	free(vm->net_log_path);
 	free(vm->console_path);
 	free(vm->vmm_log_path);
 	free(vm->state_dir);

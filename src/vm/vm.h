@@ -20,15 +20,33 @@ struct vm_share {
 };
 
 /* A published port: the VMM listens on host_ip:host_port and forwards each
- * connection (tcp) or datagram (udp) to guest_port inside the VM. */
+ * connection (tcp) or datagram (udp) to guest_port inside the VM; a range
+ * of `count` ports maps host_port + i to guest_port + i. */
 enum vm_proto { VM_PROTO_TCP, VM_PROTO_UDP };
 
 struct vm_port {
-	const char *host_ip; /* IPv4 address to listen on; NULL or "" = 0.0.0.0 (all, as Docker does) */
+	const char *host_ip; /* IPv4 or (passt only) IPv6 address to listen on; NULL or "" = all, as Docker does */
 	unsigned short host_port;
 	unsigned short guest_port;
+	unsigned short count; /* ports in the range; 0 = 1 */
 	enum vm_proto proto;
 };
+
+/* User-mode networking backends (net.c). passt: a process per VM beside the
+ * VMM, on a socketpair; the guest reaches the outside world but not the
+ * host's loopback unless host_loopback. slirp: QEMU's built-in NAT, where
+ * the gateway always is the host's loopback. */
+#define VM_NET_PASST "passt"
+#define VM_NET_SLIRP "slirp"
+/* The guest's fixed plan under either: slirp's defaults, which passt is
+ * told to serve too (the agent configures eth0 with it). */
+#define VM_NET_GUEST_ADDR "10.0.2.15"
+#define VM_NET_PREFIX 24
+#define VM_NET_GATEWAY "10.0.2.2" /* the host's loopback when host_loopback (always under slirp) */
+#define VM_NET_DNS "10.0.2.3"     /* forwarded to the host's resolver */
+/* passt's frames go over a stream socket, not a tap: an MTU of 64 KiB costs
+ * nothing per frame and moves bulk TCP in far fewer of them. */
+#define VM_NET_PASST_MTU 65520
 
 struct vm_config {
 	const char *kernel;       /* path to the guest kernel */
@@ -39,6 +57,12 @@ struct vm_config {
 	const struct vm_share *shares;
 	size_t n_shares;
 	bool network;              /* user-mode NAT networking (virtio-net) */
+	/* VM_NET_PASST, VM_NET_SLIRP, or NULL / "auto": passt where it is
+	 * installed, else slirp ($RUNM_NET_BACKEND overrides). */
+	const char *net_backend;
+	/* The gateway (10.0.2.2) leads to the host's 127.0.0.1 (always so under
+	 * slirp); off: the guest cannot reach the host's loopback. */
+	bool host_loopback;
 	const struct vm_port *ports; /* published ports (network only); each host port is checked free first */
 	size_t n_ports;
 	/* Instead of user-mode NAT (network is then ignored): the NIC on this tap
@@ -64,6 +88,8 @@ struct vm_config {
 /* On the guest's kernel command line when the NIC is on a tap (vm_config.tap_fd):
  * the agent leaves eth0 down until the host says how to configure it. */
 #define VM_CMDLINE_NET_MIRROR "runm.net=mirror"
+/* ... and when it is passt's: the agent sets VM_NET_PASST_MTU. */
+#define VM_CMDLINE_NET_PASST "runm.net=passt"
 /* Name of the virtio-serial port carrying the agent channel (guest: /dev/virtio-ports/<name>). */
 #define VM_CHANNEL_NAME "runm.agent"
 
@@ -159,6 +185,16 @@ int vm_check_accel(const char *accel, runm_error_t *err);
 int vm_find_vmm(char **path, runm_error_t *err);
 /* The accelerator this VM runs under. */
 const char *vm_accel(const struct vm *vm);
+/* The user-mode network backend this VM runs with (VM_NET_*), NULL if none. */
+const char *vm_net_backend(const struct vm *vm);
+/* 0 while the VM's network backend runs (always without passt), else -1
+ * with its last words. passt binds the published ports within
+ * milliseconds of its start and exits if one is taken after all (a race
+ * with vm_start's check): asked at the agent's hello, that is caught. */
+int vm_net_check(struct vm *vm, runm_error_t *err);
+/* The backend cfg would get: $RUNM_NET_BACKEND, cfg's, else passt where it
+ * is installed, else slirp; an unknown name or a missing passt is an error. */
+int vm_choose_net(const struct vm_config *cfg, const char **backend, runm_error_t *err);
 
 /* How long a boot under an automatic but unproven KVM may go without the
  * agent's hello before it counts as KVM's failure; 0 = no such trial. */

@@ -98,7 +98,9 @@ def _qemus_of_root():
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "qemu-system" in cmd.split(" ", 1)[0] and ROOT in cmd:
+        exe = cmd.split(" ", 1)[0]
+        # passt beside each VMM: its log is in the container's dir under ROOT
+        if ("qemu-system" in exe or "passt" in exe) and ROOT in cmd:
             res.append("VMM pid %s left: %s" % (d, cmd[:200]))
     return res
 

@@ -592,7 +592,7 @@ def _stray_procs(cd=None):
 
     With cd: only those that belong to it: cmdline or cwd under cd.tmp, cmdline
     naming its socket, or a parent chain reaching such a process. Without cd:
-    every containerd-shim-runm-v1 and every qemu-system mentioning runm."""
+    every containerd-shim-runm-v1 and every qemu-system or passt mentioning runm."""
     procs = dict(_procs())
     mine = set()
 
@@ -606,8 +606,8 @@ def _stray_procs(cd=None):
         exe = os.path.basename(cmd.split(" ", 1)[0])
         if exe.startswith("containerd-shim-runm-v1"):
             kind = "shim"
-        elif exe.startswith("qemu-system"):
-            kind = "qemu"
+        elif exe.startswith("qemu-system") or exe.startswith("passt"):
+            kind = "qemu" if exe.startswith("qemu") else "passt"
             if cd is None and "runm" not in cmd:
                 continue
         else:

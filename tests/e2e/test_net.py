@@ -1,11 +1,15 @@
 #!/usr/bin/python3
-"""test_net.py - networking of runm VMs (QEMU user-mode NAT): published ports
-(`runm run -p`, the io.runm.ports and nerdctl/ports annotations through
-containerd), outbound connections through slirp's gateway, the container's
-resolv.conf. Traffic stays on the host's loopback: published ports listen on
-127.0.0.1 only, and "outbound" means the slirp gateway 10.0.2.2, which slirp
-maps to the host's 127.0.0.1. No lookup leaves the machine."""
+"""test_net.py - networking of runm VMs (user-mode NAT, passt by default):
+published ports (`runm run -p`, ranges, random host ports, IPv6, the
+io.runm.ports and nerdctl/ports annotations through containerd), the host's
+loopback reached through the gateway 10.0.2.2 only when asked
+(--host-loopback, io.runm.host-loopback), the container's resolv.conf.
+Traffic stays on the host's loopback: published ports listen on 127.0.0.1 or
+::1 only; without the opt-in the guest refuses to send to the gateway, so
+nothing leaves. Outbound traffic to the world is test_netiso.py's, inside
+network namespaces it makes. No lookup leaves the machine."""
 import http.server
+import json
 import os
 import socket
 import sys
@@ -72,33 +76,97 @@ def published_udp_port_is_held():
     wait_for(lambda: udp_port_is_free(hp), 10, "udp port %d free after delete" % hp)
 
 
+class _Server:
+    """An HTTP server on the host's loopback serving `text` at /file, counting hits."""
+
+    def __init__(self, text):
+        self.hits = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                outer.hits += 1
+                data = text.encode() if self.path == "/file" else b"wrong path\n"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
 @cli_test
-def outbound_to_host_through_gateway():
+def host_loopback_only_when_asked():
     text = "from the host's loopback\n"
+    with _Server(text) as srv:
+        url = "http://10.0.2.2:%d/file" % srv.port
+        # By default the host's loopback is out of reach: passt's connection
+        # is rejected on the host (this passt then leaves the guest's SYN
+        # unanswered: wget waits, hence the timeout).
+        with Bundle(["timeout", "3", "wget", "-q", "-O", "-", url]) as b:
+            r = runm("run", "--bundle", b.path, "wget0", check=False)
+            assert r.returncode != 0 and r.stdout == "", r
+            assert srv.hits == 0, "the host's loopback was reached without --host-loopback"
+        with Bundle(["wget", "-q", "-O", "-", url]) as b:
+            # Opted in (the CLI flag, or the annotation), it is.
+            r = runm("run", "--host-loopback", "--bundle", b.path, "wget1", check=False)
+            assert r.returncode == 0 and r.stdout == text, r
+            with open(os.path.join(b.path, "config.json")) as f:
+                cfg = json.load(f)
+            cfg["annotations"] = {"io.runm.host-loopback": "true"}
+            b.write(cfg)
+            r = runm("run", "--bundle", b.path, "wget2", check=False)
+            assert r.returncode == 0 and r.stdout == text, r
+            assert srv.hits == 2, srv.hits
+            cfg["annotations"] = {"io.runm.host-loopback": "yes"}
+            b.write(cfg)
+            r = runm("run", "--bundle", b.path, "wget3", check=False)
+            assert r.returncode != 0 and "io.runm.host-loopback" in r.stderr, r
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
-            data = text.encode() if self.path == "/file" else b"wrong path\n"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        port = srv.server_address[1]
-        # 10.0.2.2 is slirp's gateway: connections to it reach the host's 127.0.0.1.
-        with Bundle(["wget", "-q", "-O", "-", "http://10.0.2.2:%d/file" % port]) as b:
-            r = runm("run", "--bundle", b.path, "wget1", check=False)
-        assert r.returncode == 0 and r.stdout == text, r
-    finally:
-        srv.shutdown()
-        srv.server_close()
+@cli_test
+def published_ranges_random_and_ipv6():
+    hp = free_port()
+    while not port_is_free(hp + 1):
+        hp = free_port()
+    hp6 = free_port()
+    with www_bundle("ranged\n") as b:
+        with open(os.path.join(b.path, "config.json")) as f:
+            cfg = json.load(f)
+        cfg["process"]["args"] = ["sh", "-c", "httpd -p 80 -h /www && httpd -p 81 -h /www && "
+                                  "exec httpd -f -p 82 -h /www"]
+        b.write(cfg)
+        run_detached("-p", "127.0.0.1:%d-%d:80-81" % (hp, hp + 1), "-p", "127.0.0.1::82",
+                     "-p", "[::1]:%d:80" % hp6, "--bundle", b.path, "ranges")
+        st = json.loads(runm("state", "ranges").stdout)
+        published = st["annotations"]["io.runm.published-ports"].split(",")
+        assert published[0] == "127.0.0.1:%d-%d->80-81/tcp" % (hp, hp + 1), published
+        assert published[2] == "[::1]:%d->80/tcp" % hp6, published
+        rnd = int(published[1].split("->")[0].rsplit(":", 1)[1])
+        assert published[1] == "127.0.0.1:%d->82/tcp" % rnd and rnd > 0, published
+        for url in ("http://127.0.0.1:%d/" % hp, "http://127.0.0.1:%d/" % (hp + 1),
+                    "http://127.0.0.1:%d/" % rnd, "http://[::1]:%d/" % hp6):
+            body = wait_for(lambda: fetch(url), 60, url)
+            assert body == "ranged\n", (url, body)
+        runm("delete", "--force", "ranges")
+    wait_for(lambda: port_is_free(hp) and port_is_free(hp + 1) and port_is_free(rnd), 10, "ports free")
+    # a range of unequal length, and a random port for a range, name the option
+    with Bundle(["true"]) as b:
+        for bad in ("8000-8002:80-81", "80-81"):
+            r = runm("run", "-p", bad, "--bundle", b.path, "bad", check=False)
+            assert r.returncode != 0 and "--publish" in r.stderr and bad in r.stderr, r
 
 
 @cli_test
@@ -121,7 +189,6 @@ def port_in_use_is_a_clear_error():
             r = runm("run", "-p", "99999:80", "--bundle", b.path, "bad1", check=False)
             assert r.returncode != 0 and "--publish" in r.stderr and "99999" in r.stderr, r
             # and annotations name the annotation
-            import json
             with open(os.path.join(b.path, "config.json")) as f:
                 cfg = json.load(f)
             cfg["annotations"] = {"io.runm.ports": "127.0.0.1:80"}
@@ -148,7 +215,6 @@ def resolv_conf_and_loopback():
 @cli_test
 def network_none_annotation():
     with Bundle(["sh", "-c", "ls /sys/class/net; ip -4 addr show dev lo | grep -c 'inet 127.0.0.1'"]) as b:
-        import json
         with open(os.path.join(b.path, "config.json")) as f:
             cfg = json.load(f)
         cfg["annotations"] = {"io.runm.network": "none"}
