@@ -12,6 +12,7 @@
 #include <net/if.h>
 #include <net/route.h>
 #include <netinet/in.h>
+#include <netinet/icmp6.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,21 +87,25 @@ static bool passt;
 
 void net_announce(void)
 {
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons(9) /* discard */ };
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+	struct nd_router_solicit rs = { .nd_rs_type = ND_ROUTER_SOLICIT };
 	cleanup_close int fd = -1;
+	int hops = 255; /* RFC 4861: NDP messages carry hop limit 255 */
 
 	if (!passt)
 		return;
 	/* passt learns the guest's MAC from the guest's frames, and sends
-	 * nothing in before it: a VM restored from a template has sent none
-	 * to this passt, so a published port's first connection would find
-	 * no one. One datagram to the link's all-routers group (ff02::2) is
-	 * a frame that goes nowhere beyond passt. */
-	fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	 * nothing in before it; and the guest's IPv6 address and route come
+	 * from passt's router advertisement. A VM restored from a template
+	 * has sent no frame to this passt and asked for no advertisement
+	 * since its kernel's own solicitations at boot, long gone: one
+	 * router solicitation does both (the kernel computes the checksum). */
+	fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
 	inet_pton(AF_INET6, "ff02::2", &sa.sin6_addr);
 	sa.sin6_scope_id = if_nametoindex(NIC);
-	if (fd < 0 || sendto(fd, "", 0, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		log_warn(NIC ": announce to passt: %s", strerror(errno));
+	if (fd < 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops)) < 0 ||
+	    sendto(fd, &rs, sizeof(rs), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		log_warn(NIC ": router solicitation to passt: %s", strerror(errno));
 }
 
 /* Whether the kernel command line has `word` as a whole parameter: the host
@@ -163,6 +168,9 @@ int net_setup(runm_error_t *err)
 	}
 	passt = cmdline_has(VM_CMDLINE_NET_PASST);
 	if (passt) {
+		/* passt is the link's only other node: no duplicate to detect,
+		 * and the SLAAC address is usable at once instead of after 1 s. */
+		sysctl_set("/proc/sys/net/ipv6/conf/" NIC "/accept_dad", "0\n");
 		struct ifreq ifr;
 		ifr_init(&ifr, NIC);
 		ifr.ifr_mtu = VM_NET_PASST_MTU;
