@@ -544,8 +544,12 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 	q->qmp_fd = -1;
 	vm->priv = q;
 
-	if (cfg->tap_fd <= 0 && cfg->network && vm_choose_net(cfg, &vm->net, err) < 0)
-		return -1;
+	if (cfg->tap_fd <= 0 && cfg->network) {
+		if (vm_choose_net(cfg, &vm->net, err) < 0)
+			return -1;
+		log_info("user-mode network: %s%s", vm->net,
+			 cfg->host_loopback || strcmp(vm->net, VM_NET_SLIRP) == 0 ? ", the host's loopback reachable" : "");
+	}
 	if (cfg->tap_fd <= 0 && vm_ports_check(cfg, vm->net, err) < 0)
 		return -1;
 	/* The MAC lands in a QEMU option: only hex digits and colons. */
