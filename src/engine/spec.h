@@ -31,6 +31,16 @@ struct spec_share {
 	bool readonly;
 };
 
+/* A bind mount whose source is a unix socket on the host: 9p cannot carry
+ * it, so it is not staged; the agent listens at guest_path instead and
+ * engine/sockproxy.h relays each connection to host_path. */
+struct spec_socket {
+	char *host_path;   /* the host socket (real path) */
+	char *guest_path;  /* SOCK_GUEST_DIR/<id>/<n>.sock, the mount's new source */
+	char *destination; /* the mount's destination in the container (clean path) */
+	unsigned uid, gid, mode; /* the host socket's owner and permission bits */
+};
+
 /* Annotations read for networking (README.md, "Networking"). */
 #define SPEC_ANN_PORTS "io.runm.ports"       /* "[IP:]HOSTPORT:PORT[/tcp|udp],..." */
 #define SPEC_ANN_NERDCTL_PORTS "nerdctl/ports" /* nerdctl's JSON list of port mappings */
@@ -67,6 +77,8 @@ struct spec {
 	bool terminal;     /* process.terminal */
 	struct spec_share *shares;
 	size_t n_shares;
+	struct spec_socket *sockets; /* at most SOCK_MAX_SOCKETS (proto/sockproxy.h) */
+	size_t n_sockets;
 	unsigned mem_mib;  /* 0 = no limit in the spec */
 	unsigned vcpus;    /* 0 = no CPU limit in the spec */
 	bool network;      /* a NIC in the VM: on unless io.runm.network=none */
