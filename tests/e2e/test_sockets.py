@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""test_sockets.py - host unix sockets bound into containers, end to end on
+real VMs, through the runm CLI (and containerd + ctr).
+
+A bind mount whose source is a unix socket on the host becomes a socket at
+the same destination in the container, which the agent relays to the host
+socket over the agent channel, one SocketProxy stream per connection
+(proto/runm/agent.proto). Here a host echo server listens in a temp dir; a
+small static client in the container (busybox's nc has no unix sockets)
+opens several connections at once, writes more than the flow-control window
+on each while reading the echo, half-closes, and checks every byte came back.
+Also: the guest socket has the host socket's mode, a host socket nobody
+listens on gets the guest client's connection closed with a log line naming
+it, and nothing is left behind (cli_leaks)."""
+import contextlib
+import os
+import re
+import socket
+import sys
+import tempfile
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import RUNM, assert_no_leaks, import_busybox, main, test  # noqa: E402
+import lib  # noqa: E402
+from bundle import Bundle, cli_test, runm  # noqa: E402
+
+# Opens N connections to PATH at once, sends BYTES of a pattern on each
+# while reading (poll), half-closes each once sent, reads to EOF, and checks
+# the echo. One line per connection, then "ALL OK" or "FAILED".
+CLIENT_C = r"""
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#define MAXC 64
+static unsigned char pat(int c, long i) { return (unsigned char)(i * 7 + c * 13 + (i >> 9)); }
+int main(int argc, char **argv)
+{
+	int n = atoi(argv[2]), fds[MAXC], bad = 0;
+	long total = atol(argv[3]), sent[MAXC] = {0}, got[MAXC] = {0};
+	int done_w[MAXC] = {0}, done_r[MAXC] = {0}, wrong[MAXC] = {0}, left = n;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	signal(SIGPIPE, SIG_IGN);
+	strncpy(sa.sun_path, argv[1], sizeof(sa.sun_path) - 1);
+	for (int c = 0; c < n; c++) {
+		fds[c] = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (connect(fds[c], (struct sockaddr *)&sa, sizeof(sa)) < 0) { perror("connect"); return 2; }
+		if (total == 0) { shutdown(fds[c], SHUT_WR); done_w[c] = 1; }
+	}
+	while (left > 0) {
+		struct pollfd p[MAXC];
+		for (int c = 0; c < n; c++) {
+			p[c].fd = done_r[c] ? -1 : fds[c];
+			p[c].events = POLLIN | (done_w[c] ? 0 : POLLOUT);
+		}
+		if (poll(p, n, 60000) <= 0) { printf("poll timed out\n"); return 3; }
+		for (int c = 0; c < n; c++) {
+			unsigned char buf[16384];
+			if (p[c].revents & POLLOUT) {
+				long k = total - sent[c] < (long)sizeof(buf) ? total - sent[c] : (long)sizeof(buf);
+				for (long i = 0; i < k; i++) buf[i] = pat(c, sent[c] + i);
+				ssize_t w = write(fds[c], buf, k);
+				if (w > 0) sent[c] += w;
+				if (sent[c] == total) { shutdown(fds[c], SHUT_WR); done_w[c] = 1; }
+			}
+			if (p[c].revents & (POLLIN | POLLHUP | POLLERR)) {
+				ssize_t r = read(fds[c], buf, sizeof(buf));
+				if (r <= 0) { done_r[c] = 1; left--; if (!done_w[c]) { done_w[c] = 1; } continue; }
+				for (ssize_t i = 0; i < r; i++) if (buf[i] != pat(c, got[c] + i)) wrong[c] = 1;
+				got[c] += r;
+			}
+		}
+	}
+	for (int c = 0; c < n; c++) {
+		printf("conn %d sent %ld got %ld%s\n", c, sent[c], got[c], wrong[c] ? " WRONG" : "");
+		bad |= got[c] != total || wrong[c];
+	}
+	printf(bad ? "FAILED\n" : "ALL OK\n");
+	return bad;
+}
+"""
+
+
+class EchoServer:
+    """A unix socket echo server on the host, one thread per connection:
+    echoes until the client's EOF, then closes. Counts connections that
+    ended that way (a clean half-close from the guest)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o660)
+        self.sock.listen(64)
+        self.lock = threading.Lock()
+        self.clean = 0
+        self.threads = []
+        self.stop = False
+        self.t = threading.Thread(target=self._accept, daemon=True)
+        self.t.start()
+
+    def _accept(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _serve(self, c):
+        with c:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+            c.shutdown(socket.SHUT_WR)
+        with self.lock:
+            self.clean += 1
+
+    def close(self):
+        self.stop = True
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.t.join(5)
+        for t in self.threads:
+            t.join(5)
+
+
+@contextlib.contextmanager
+def echo_server():
+    d = tempfile.mkdtemp(prefix="runm-sock-")
+    srv = EchoServer(os.path.join(d, "echo.sock"))
+    try:
+        yield srv
+    finally:
+        srv.close()
+        os.unlink(srv.path)
+        os.rmdir(d)
+
+
+def bind(src, dst):
+    return {"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rw"]}
+
+
+def add_client(b):
+    src = os.path.join(b.path, "client.c")
+    with open(src, "w") as f:
+        f.write(CLIENT_C)
+    lib.run(["cc", "-static", "-O2", "-o", os.path.join(b.path, "rootfs", "client"), src], timeout=60)
+
+
+def run_client(mounts, script, cid, check=True):
+    with Bundle(["sh", "-c", script], mounts=mounts) as b:
+        add_client(b)
+        return runm("run", "--bundle", b.path, cid, check=check, timeout=240)
+
+
+# ---------------------------------------------------------------- runm CLI
+
+@cli_test
+def cli_socket_echo_several_at_once():
+    """Ten connections at once (more than the calls waiting in the agent),
+    each 300 000 bytes both ways (more than the 256 KiB window), then one
+    short one: every byte echoed, every connection half-closed cleanly."""
+    with echo_server() as srv:
+        script = ("stat -c '%F %a' /run/echo.sock; /client /run/echo.sock 10 300000 && "
+                  "/client /run/echo.sock 1 5")
+        r = run_client([bind(srv.path, "/run/echo.sock")], script, "sock1")
+        out = r.stdout
+        assert out.startswith("socket 660\n"), r
+        assert out.count("ALL OK") == 2 and "WRONG" not in out, r
+        for c in range(10):
+            assert "conn %d sent 300000 got 300000\n" % c in out, r
+        lib.wait_for(lambda: srv.clean == 11, 10, "11 clean closes on the host, got %d" % srv.clean)
+
+
+@cli_test
+def cli_socket_empty_connection_and_many_in_turn():
+    """Connections that send nothing (EOF at once) and 30 short ones in a
+    row: the waiting calls are replaced as they are used."""
+    with echo_server() as srv:
+        script = "/client /run/s 3 0 && i=0; while [ $i -lt 30 ]; do /client /run/s 1 100 >/dev/null || exit 1; i=$((i+1)); done; echo DONE"
+        r = run_client([bind(srv.path, "/run/s")], script, "sock2")
+        assert "conn 2 sent 0 got 0" in r.stdout and "DONE" in r.stdout, r
+        lib.wait_for(lambda: srv.clean == 33, 10, "33 clean closes on the host, got %d" % srv.clean)
+
+
+@cli_test
+def cli_socket_nobody_listening():
+    """A socket file on the host nobody listens on: the guest client's
+    connection is closed (EOF, nothing echoed), the log names the socket."""
+    d = tempfile.mkdtemp(prefix="runm-sock-")
+    path = os.path.join(d, "dead.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind(path)  # bound, never listening: connect gets ECONNREFUSED
+        r = run_client([bind(path, "/dead.sock")], "/client /dead.sock 1 10; echo rc=$?", "sock3")
+        assert re.search(r"conn 0 sent \d+ got 0\n", r.stdout) and "rc=1" in r.stdout, r
+        assert path in r.stderr and "closed" in r.stderr, r
+    finally:
+        s.close()
+        os.unlink(path)
+        os.rmdir(d)
+
+
+# ---------------------------------------------------------------- containerd
+
+@test(debug=False, timeout=400)
+def ctr_socket_echo(cd):
+    img = import_busybox(cd)
+    with echo_server() as srv, tempfile.TemporaryDirectory(prefix="runm-sockc-") as tools:
+        src = os.path.join(tools, "client.c")
+        with open(src, "w") as f:
+            f.write(CLIENT_C)
+        lib.run(["cc", "-static", "-O2", "-o", os.path.join(tools, "client"), src], timeout=60)
+        r = cd.ctr("run", "--rm", "--runtime", RUNM,
+                   "--mount", "type=bind,src=%s,dst=/run/echo.sock,options=rbind:rw" % srv.path,
+                   "--mount", "type=bind,src=%s,dst=/tools,options=rbind:ro" % tools,
+                   img, "sockctr", "/tools/client", "/run/echo.sock", "4", "100000", timeout=240)
+        assert "ALL OK" in r.stdout, r
+        lib.wait_for(lambda: srv.clean == 4, 10, "4 clean closes on the host, got %d" % srv.clean)
+        assert_no_leaks(cd, ids=["sockctr"])
+
+
+if __name__ == "__main__":
+    main()
