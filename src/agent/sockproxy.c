@@ -200,9 +200,9 @@ static void on_conn_data(struct ttrpc_stream *s, const uint8_t *d, size_t len, u
 	case SOCK_DATA:
 		/* The host keeps its window: more, or data after its EOF, is a broken peer. */
 		if (c->wr_eof || c->out_len + f.len > SOCK_WINDOW) {
-			log_warn("sockproxy %s/%u: the host overran its window: connection ended", c->g->ctr_id,
-				 c->g->index);
-			conn_end(c, true, "window overrun");
+			const char *why = c->wr_eof ? "data after EOF" : "window overrun";
+			log_warn("sockproxy %s/%u: %s from the host: connection ended", c->g->ctr_id, c->g->index, why);
+			conn_end(c, true, why);
 			return;
 		}
 		c->out = xrealloc(c->out, c->out_len + f.len);

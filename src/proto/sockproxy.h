@@ -32,8 +32,11 @@ enum sock_kind {
 /* Host sockets per container. */
 #define SOCK_MAX_SOCKETS 32
 /* Where the agent listens: SOCK_GUEST_DIR/<container id>/<n>.sock. On the
- * guest's own tmpfs, never on the 9p share. */
+ * guest's own tmpfs, never on the 9p share. (Unit tests, which run the
+ * agent's code on the host, define their own.) */
+#ifndef SOCK_GUEST_DIR
 #define SOCK_GUEST_DIR "/run/runm/sockets"
+#endif
 
 struct sock_frame {
 	enum sock_kind kind;
