@@ -510,3 +510,44 @@ TEST(host_drops_a_connection_on_garbage)
 	}
 	world_free(w);
 }
+
+/* spec.c: a bind mount of a socket is marked, not staged, and its source
+ * becomes the agent's listener; a missing source is still an error. */
+TEST(spec_marks_socket_sources)
+{
+	char dir[] = "/tmp/runm-unit-specsock-XXXXXX";
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	cleanup_free char *json = NULL, *missing = NULL;
+	cleanup_error runm_error_t err = NULL;
+	struct spec sp;
+	int fd;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock", dir);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CHECK(chmod(sa.sun_path, 0640) == 0);
+	json = xasprintf("{\"process\":{\"args\":[\"sh\"]},\"root\":{\"path\":\"rootfs\"},\"mounts\":["
+			 "{\"destination\":\"/data\",\"type\":\"bind\",\"source\":\"%s\",\"options\":[\"rbind\"]},"
+			 "{\"destination\":\"/run/ssh.sock\",\"type\":\"bind\",\"source\":\"%s\",\"options\":[\"rbind\",\"ro\"]}]}",
+			 dir, sa.sun_path);
+	CHECK(spec_prepare("c9", "/nonexistent", json, strlen(json), &sp, &err) == 0);
+	CHECK_EQ_INT(sp.n_shares, 1); /* the directory only */
+	CHECK_EQ_INT(sp.n_sockets, 1);
+	CHECK_STR(sp.sockets[0].host_path, sa.sun_path);
+	/* The library's SOCK_GUEST_DIR, not this file's. */
+	CHECK_STR(sp.sockets[0].guest_path, "/run/runm/sockets/c9/0.sock");
+	CHECK_STR(sp.sockets[0].destination, "/run/ssh.sock");
+	CHECK_EQ_INT(sp.sockets[0].mode, 0640);
+	CHECK_EQ_INT(sp.sockets[0].uid, getuid());
+	CHECK(strstr(sp.guest_json, "\"source\":\"\\/run\\/runm\\/sockets\\/c9\\/0.sock\"") != NULL ||
+	      strstr(sp.guest_json, "\"source\":\"/run/runm/sockets/c9/0.sock\"") != NULL);
+	spec_release(&sp);
+	close(fd);
+	unlink(sa.sun_path);
+	/* Gone: the error names the source, as for any bind. */
+	CHECK(spec_prepare("c9", "/nonexistent", json, strlen(json), &sp, &err) < 0);
+	CHECK(strstr(runm_error_msg(err), sa.sun_path) != NULL);
+	CHECK(strstr(runm_error_msg(err), "No such file") != NULL);
+	rmdir(dir);
+}
