@@ -68,6 +68,11 @@ static void conn_watch_update(struct gconn *c)
 		ev |= EPOLLIN;
 	if (c->out_len > 0)
 		ev |= EPOLLOUT;
+	/* Its EOF read, a client that closes altogether still shows as a
+	 * hang-up (both directions shut: we have not shut ours yet), so a
+	 * host server that never closes does not keep it open. */
+	if (c->rd_eof && !c->shut)
+		ev |= EPOLLHUP;
 	if (c->w)
 		loop_watch_mod(c->w, ev);
 }
@@ -101,6 +106,16 @@ static void conn_end(struct gconn *c, bool tell_host, const char *msg)
 		ttrpc_reply(s, NULL);
 }
 
+/* The client can take nothing more. After its EOF went to the host that is
+ * an end, not a failure: the host still writes out all the client sent. */
+static void client_gone(struct gconn *c)
+{
+	if (c->rd_eof)
+		conn_end(c, false, NULL);
+	else
+		conn_end(c, true, "the client in the container went away");
+}
+
 static void maybe_done(struct gconn *c)
 {
 	if (c->rd_eof && c->shut)
@@ -119,7 +134,7 @@ static void flush_out(struct gconn *c)
 			break;
 		if (n < 0) {
 			log_debug("sockproxy %s/%u: write to client: %s", c->g->ctr_id, c->g->index, strerror(errno));
-			conn_end(c, true, "the client in the container went away");
+			client_gone(c);
 			return;
 		}
 		written += (size_t)n;
@@ -175,6 +190,10 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *data)
 
 	if (events & EPOLLOUT) {
 		flush_out(c); /* may end c */
+		return;
+	}
+	if (c->rd_eof && (events & (EPOLLHUP | EPOLLERR))) {
+		client_gone(c);
 		return;
 	}
 	read_client(c);

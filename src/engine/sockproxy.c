@@ -16,6 +16,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* A host server whose listen backlog is full is asked again this often, this
+ * many times, before the client's connection is closed. */
+#define CONNECT_RETRY_MS 20
+#define CONNECT_TRIES 100
+
 struct hsock;
 
 struct hconn {
@@ -30,6 +35,9 @@ struct hconn {
 	bool guest_eof;         /* the guest's EOF arrived */
 	bool shut;              /* ... and was passed on: shutdown(SHUT_WR) */
 	bool host_eof;          /* fd's EOF was sent on */
+	bool discard;           /* the server went after its EOF: guest data goes nowhere */
+	unsigned tries;         /* connect attempts on a full backlog */
+	struct loop_timer *retry;
 	struct hconn *prev, *next;
 };
 
@@ -92,6 +100,7 @@ static void conn_free(struct hconn *c, bool tell_guest)
 		h->n_conns--;
 	else
 		h->n_waiting--;
+	loop_timer_cancel(c->retry);
 	loop_unwatch(c->w);
 	close_and_reset(&c->fd);
 	unlink_conn(c);
@@ -139,6 +148,14 @@ static void flush_out(struct hconn *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
+		if (n < 0 && c->host_eof) {
+			/* The server said all it had and went: what the guest still
+			 * sends goes nowhere, as into a closed socket, while what the
+			 * server said still reaches the client. */
+			c->discard = true;
+			written = c->out_len;
+			break;
+		}
 		if (n < 0) {
 			fail_conn(c, "write", errno);
 			return;
@@ -151,7 +168,8 @@ static void flush_out(struct hconn *c)
 		send_kind(c, SOCK_ACK, (uint32_t)written);
 	}
 	if (c->out_len == 0 && c->guest_eof && !c->shut && c->fd >= 0) {
-		shutdown(c->fd, SHUT_WR);
+		if (!c->discard)
+			shutdown(c->fd, SHUT_WR);
 		c->shut = true;
 	}
 	if (!maybe_done(c))
@@ -162,7 +180,7 @@ static void read_host(struct hconn *c)
 {
 	uint8_t buf[1 + SOCK_CHUNK];
 
-	while (c->s && !c->host_eof && c->unacked < SOCK_WINDOW) {
+	while (c->fd >= 0 && c->s && !c->host_eof && c->unacked < SOCK_WINDOW) {
 		size_t room = SOCK_WINDOW - c->unacked;
 		ssize_t n = recv(c->fd, buf + 1, room < SOCK_CHUNK ? room : SOCK_CHUNK, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
@@ -199,7 +217,7 @@ static void on_host_io(struct loop *l, int fd, uint32_t events, void *data)
 }
 
 /* Non-blocking: a host server whose backlog is full must not stall the loop
- * (EAGAIN then ends this connection like a refusal). */
+ * (EAGAIN: the caller asks again later). */
 static int connect_host(const char *path, runm_error_t *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -221,16 +239,29 @@ static int connect_host(const char *path, runm_error_t *err)
 	return steal_fd(&fd);
 }
 
-static void on_connected(struct hconn *c)
+static void try_connect(struct hconn *c);
+
+static void on_retry(struct loop *l, void *data)
+{
+	struct hconn *c = data;
+	(void)l;
+	c->retry = NULL; /* the loop frees a fired timer */
+	try_connect(c);
+}
+
+static void try_connect(struct hconn *c)
 {
 	cleanup_error runm_error_t err = NULL;
 	struct hsock *h = c->h;
 
-	c->connected = true;
-	h->n_waiting--;
-	h->n_conns++;
-	replenish(h);
 	c->fd = connect_host(h->host_path, &err);
+	if (c->fd < 0 && err && err->status == EAGAIN && ++c->tries < CONNECT_TRIES) {
+		if (c->tries == 1)
+			log_info("%s: host socket `%s` is busy (its backlog is full): asking again", h->p->ctr_id,
+				 h->host_path);
+		c->retry = loop_timer_add(h->p->loop, CONNECT_RETRY_MS, on_retry, c);
+		return;
+	}
 	if (c->fd < 0) {
 		log_warn("%s: host socket `%s` (at %s in the container): %s: the client's connection is closed",
 			 h->p->ctr_id, h->host_path, h->destination ? h->destination : "?", runm_error_msg(err));
@@ -243,7 +274,21 @@ static void on_connected(struct hconn *c)
 		log_warn("%s: host socket `%s`: %s", h->p->ctr_id, h->host_path, runm_error_msg(err));
 		conn_free(c, true);
 		replenish(h);
+		return;
 	}
+	/* What the guest sent while we connected. */
+	flush_out(c);
+}
+
+static void on_connected(struct hconn *c)
+{
+	struct hsock *h = c->h;
+
+	c->connected = true;
+	h->n_waiting--;
+	h->n_conns++;
+	replenish(h);
+	try_connect(c);
 }
 
 static void protocol_error(struct hconn *c, const char *what)
@@ -279,6 +324,10 @@ static void on_guest_data(struct ttrpc_stream *s, const uint8_t *d, size_t len, 
 	case SOCK_DATA:
 		if (c->guest_eof || c->out_len + f.len > SOCK_WINDOW) {
 			protocol_error(c, c->guest_eof ? "data after EOF" : "window overrun");
+			return;
+		}
+		if (c->discard) {
+			send_kind(c, SOCK_ACK, (uint32_t)f.len);
 			return;
 		}
 		c->out = xrealloc(c->out, c->out_len + f.len);

@@ -158,8 +158,8 @@ def add_client(b):
     lib.run(["cc", "-static", "-O2", "-o", os.path.join(b.path, "rootfs", "client"), src], timeout=60)
 
 
-def run_client(mounts, script, cid, check=True):
-    with Bundle(["sh", "-c", script], mounts=mounts) as b:
+def run_client(mounts, script, cid, check=True, uid=0):
+    with Bundle(["sh", "-c", script], mounts=mounts, uid=uid, gid=uid) as b:
         add_client(b)
         return runm("run", "--bundle", b.path, cid, check=check, timeout=240)
 
@@ -192,6 +192,20 @@ def cli_socket_empty_connection_and_many_in_turn():
         r = run_client([bind(srv.path, "/run/s")], script, "sock2")
         assert "conn 2 sent 0 got 0" in r.stdout and "DONE" in r.stdout, r
         lib.wait_for(lambda: srv.clean == 33, 10, "33 clean closes on the host, got %d" % srv.clean)
+
+
+@cli_test
+def cli_socket_keeps_owner_and_mode():
+    """The guest socket has the host socket's owner and mode, so the same
+    users may connect: uid 1000 to its 0600 socket, not uid 2000."""
+    with echo_server() as srv:
+        os.chown(srv.path, 1000, 1000)
+        os.chmod(srv.path, 0o600)
+        r = run_client([bind(srv.path, "/s")], "stat -c '%u %g %a' /s; /client /s 2 1000", "sock4", uid=1000)
+        assert r.stdout.startswith("1000 1000 600\n") and "ALL OK" in r.stdout, r
+        r = run_client([bind(srv.path, "/s")], "/client /s 1 10; echo rc=$?", "sock5", uid=2000)
+        assert "Permission denied" in r.stdout + r.stderr and "rc=2" in r.stdout, r
+        lib.wait_for(lambda: srv.clean == 2, 10, "2 clean closes on the host, got %d" % srv.clean)
 
 
 @cli_test

@@ -21,7 +21,10 @@
 #define MAX_PEERS 32
 #define PUSH_BYTES (2u << 20)
 
+struct world;
+
 struct peer {
+	struct world *world;
 	int fd;
 	struct loop_watch *w;
 	size_t pushed; /* push mode: bytes written so far */
@@ -39,6 +42,8 @@ struct world {
 	int lfd; /* the host socket's listener */
 	struct loop_watch *lw;
 	bool push; /* the host server pushes PUSH_BYTES instead of echoing */
+	bool sink; /* ... or only counts what it reads (sunk) */
+	size_t sunk;
 	struct peer peers[MAX_PEERS];
 	size_t n_peers;
 	/* fake agent mode: calls parked here, frames seen on them */
@@ -123,7 +128,9 @@ static void on_peer(struct loop *l, int fd, uint32_t events, void *data)
 		close_and_reset(&p->fd);
 		return;
 	}
-	if (p->pushed == 0 && write_all(fd, buf, (size_t)n) < 0)
+	if (p->world->sink)
+		p->world->sunk += (size_t)n;
+	else if (p->pushed == 0 && write_all(fd, buf, (size_t)n) < 0)
 		abort();
 }
 
@@ -136,6 +143,7 @@ static void on_host_accept(struct loop *l, int fd, uint32_t events, void *data)
 	if (w->n_peers >= MAX_PEERS)
 		abort();
 	p = &w->peers[w->n_peers++];
+	p->world = w;
 	p->fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (p->fd < 0)
 		abort();
@@ -323,6 +331,76 @@ TEST(slow_reader_stalls_the_writer)
 	CHECK_EQ_INT(got, PUSH_BYTES);
 	for (size_t i = 0; i < PUSH_BYTES; i++)
 		CHECK(buf[i] == pattern(i));
+	close(fd);
+	CHECK(settled(w));
+	world_free(w);
+}
+
+/* A client that writes and closes without reading (a log line, a fire and
+ * forget request): all it wrote reaches the host server, which sees EOF;
+ * the server's never closing does not keep the connection open. */
+TEST(client_that_closes_at_once_is_delivered)
+{
+	struct world *w = world_new(true, false);
+	static uint8_t data[300000];
+	size_t sent = 0;
+	int fd = client_connect();
+
+	w->sink = true;
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = pattern(i);
+	/* More than the socket buffers hold: the loop runs meanwhile. */
+	while (sent < sizeof(data)) {
+		ssize_t n = send(fd, data + sent, sizeof(data) - sent, MSG_DONTWAIT);
+		if (n > 0)
+			sent += (size_t)n;
+		loop_run_once(w->loop, 1);
+	}
+	close(fd);
+	for (int i = 0; i < 2000 && w->sunk < sizeof(data); i++)
+		loop_run_once(w->loop, 2);
+	CHECK_EQ_INT(w->sunk, sizeof(data));
+	CHECK(settled(w));
+	/* The host closed its end: the server read EOF. */
+	for (int i = 0; i < 200 && w->peers[0].fd >= 0; i++)
+		loop_run_once(w->loop, 2);
+	CHECK(w->peers[0].fd < 0);
+	world_free(w);
+}
+
+/* A host server whose backlog is full is asked again until it accepts. */
+TEST(full_backlog_is_retried)
+{
+	struct world *w = world_new(true, false);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fillers[8], n_fill = 0, fd;
+	uint8_t buf[16];
+
+	/* Stop accepting, fill the backlog. */
+	loop_watch_mod(w->lw, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w->host_path);
+	listen(w->lfd, 1);
+	while (n_fill < 8) {
+		int f = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (connect(f, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			CHECK(errno == EAGAIN);
+			close(f);
+			break;
+		}
+		fillers[n_fill++] = f;
+	}
+	CHECK(n_fill < 8);
+	fd = client_connect();
+	CHECK(write(fd, "late", 4) == 4);
+	CHECK(shutdown(fd, SHUT_WR) == 0);
+	spin(w, 30); /* a few retries */
+	CHECK_EQ_INT(sockproxy_conns(w->hp), 1);
+	CHECK(socks->conns && socks->conns->out_len == 0); /* not refused */
+	for (int i = 0; i < n_fill; i++)
+		close(fillers[i]);
+	loop_watch_mod(w->lw, EPOLLIN);
+	CHECK_EQ_INT(read_to_eof(w, fd, buf, sizeof(buf), 4000), 4);
+	CHECK(memcmp(buf, "late", 4) == 0);
 	close(fd);
 	CHECK(settled(w));
 	world_free(w);
