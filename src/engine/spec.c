@@ -138,8 +138,11 @@ static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
 		if (real == NULL || stat(real, &st) < 0)
 			return runm_error_make(err, errno, "bind mount source `%s`", source);
 		clean = clean_path(source); /* "/srv/data/" names /srv/data: no symlink there */
-		if (strcmp(real, clean) != 0) {
-			/* A symlink anywhere in the path could point outside what was asked. */
+		/* A symlink anywhere in the path could point outside what was
+		 * asked. Not for a socket: nothing of the host's tree is shared,
+		 * only connections to the one socket it leads to, as the kernel's
+		 * bind would (and Debian's /var/run/docker.sock is /run's). */
+		if (strcmp(real, clean) != 0 && !S_ISSOCK(st.st_mode)) {
 			return runm_error_make(err, 0, "bind mount source `%s` resolves to `%s`: give the real path",
 					       source, real);
 		}

@@ -1,6 +1,7 @@
 /* spec.h - turn a host OCI bundle's config.json into what the guest runs:
  * the rootfs and every bind mount become paths in the VM's one share
- * (bound there at create: engine/stage.h), host-only settings
+ * (bound there at create: engine/stage.h), a bound unix socket becomes one
+ * the agent proxies (engine/sockproxy.h), host-only settings
  * (hooks, LSM labels) are dropped, the container's resource limits size
  * its VM, and its annotations give the VM's network and published ports. A
  * network namespace given by path (CNI's, made by containerd, CRI or the

@@ -621,6 +621,20 @@ TEST(spec_marks_socket_sources)
 	CHECK(strstr(sp.guest_json, "\"source\":\"\\/run\\/runm\\/sockets\\/c9\\/0.sock\"") != NULL ||
 	      strstr(sp.guest_json, "\"source\":\"/run/runm/sockets/c9/0.sock\"") != NULL);
 	spec_release(&sp);
+	{
+		/* Through a symlinked directory (/var/run -> /run): the real socket. */
+		cleanup_free char *link = xasprintf("%s/link", dir);
+		cleanup_free char *via = xasprintf("%s/agent.sock", link);
+		cleanup_free char *j2 = xasprintf("{\"process\":{\"args\":[\"sh\"]},\"root\":{\"path\":\"rootfs\"},"
+						  "\"mounts\":[{\"destination\":\"/s\",\"type\":\"bind\",\"source\":\"%s\"}]}",
+						  via);
+		CHECK(symlink(dir, link) == 0);
+		CHECK(spec_prepare("c9", "/nonexistent", j2, strlen(j2), &sp, &err) == 0);
+		CHECK_EQ_INT(sp.n_sockets, 1);
+		CHECK_STR(sp.sockets[0].host_path, sa.sun_path);
+		spec_release(&sp);
+		unlink(link);
+	}
 	close(fd);
 	unlink(sa.sun_path);
 	/* Gone: the error names the source, as for any bind. */
