@@ -343,10 +343,12 @@ static void on_guest_data(struct ttrpc_stream *s, const uint8_t *d, size_t len, 
 		c->guest_eof = true;
 		flush_out(c);
 		return;
-	case SOCK_CLOSE:
+	case SOCK_CLOSE: {
+		struct hsock *h = c->h;
 		conn_free(c, false);
-		replenish(c->h);
+		replenish(h);
 		return;
+	}
 	}
 }
 

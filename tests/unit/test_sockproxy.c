@@ -576,6 +576,23 @@ TEST(host_drops_a_connection_on_garbage)
 		CHECK_EQ_INT(sockproxy_conns(w->hp), 0);
 		CHECK_EQ_INT(w->closes_seen, (int)ARRAY_SIZE(frames) + 1);
 	}
+	/* The agent gives a connection up: the host closes the host socket
+	 * and opens a call in its place. */
+	{
+		uint8_t c = SOCK_CONNECTED, cl = SOCK_CLOSE;
+		size_t before = w->n_parked;
+		struct ttrpc_stream *s = w->parked[w->n_parked - 1];
+		ttrpc_stream_send(s, &c, 1, 0);
+		spin(w, 10);
+		CHECK_EQ_INT(sockproxy_conns(w->hp), 1);
+		CHECK_EQ_INT(w->n_peers, 2);
+		ttrpc_stream_send(s, &cl, 1, 0);
+		spin(w, 10);
+		CHECK_EQ_INT(sockproxy_conns(w->hp), 0);
+		CHECK_EQ_INT(sockproxy_waiting(w->hp), SOCKPROXY_WAITING);
+		CHECK_EQ_INT(w->n_parked, before + 1);
+		CHECK(w->peers[1].fd < 0); /* the host server saw EOF */
+	}
 	/* The agent refuses a waiting call: the host does not ask again.
 	 * parked[0..3] were given up by the host; [4] still waits. */
 	{
