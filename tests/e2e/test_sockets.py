@@ -53,6 +53,12 @@ int main(int argc, char **argv)
 		if (connect(fds[c], (struct sockaddr *)&sa, sizeof(sa)) < 0) { perror("connect"); return 2; }
 		if (total == 0) { shutdown(fds[c], SHUT_WR); done_w[c] = 1; }
 	}
+	if (total < 0) { /* hold: say hi, keep the connection open until killed */
+		char b[64];
+		if (write(fds[0], "hi", 2) != 2) return 4;
+		while (read(fds[0], b, sizeof(b)) > 0) ;
+		return 0;
+	}
 	while (left > 0) {
 		struct pollfd p[MAXC];
 		for (int c = 0; c < n; c++) {
@@ -100,6 +106,7 @@ class EchoServer:
         self.sock.listen(64)
         self.lock = threading.Lock()
         self.clean = 0
+        self.received = 0
         self.threads = []
         self.stop = False
         self.t = threading.Thread(target=self._accept, daemon=True)
@@ -121,6 +128,8 @@ class EchoServer:
                 d = c.recv(65536)
                 if not d:
                     break
+                with self.lock:
+                    self.received += len(d)
                 c.sendall(d)
             c.shutdown(socket.SHUT_WR)
         with self.lock:
@@ -212,6 +221,23 @@ def cli_socket_keeps_owner_and_mode():
         r = run_client([bind(srv.path, "/s")], "/client /s 1 10; echo rc=$?", "sock5", uid=2000)
         assert "Permission denied" in r.stdout + r.stderr and "rc=2" in r.stdout, r
         lib.wait_for(lambda: srv.clean == 2, 10, "2 clean closes on the host, got %d" % srv.clean)
+
+
+@cli_test
+def cli_socket_client_killed_with_its_connection_open():
+    """A detached container's client holds a connection; killed, its close
+    reaches the host server (EOF there), and nothing is left behind."""
+    with echo_server() as srv, Bundle(["/client", "/s", "1", "-1"], mounts=[bind(srv.path, "/s")]) as b:
+        add_client(b)
+        with open(os.devnull, "wb") as null:
+            runm("run", "--detach", "--bundle", b.path, "sock6", stdout=null, stderr=null)
+        try:
+            lib.wait_for(lambda: srv.received == 2, 60, "the client's hi on the host")
+            assert srv.clean == 0
+            runm("kill", "sock6", "KILL")
+            lib.wait_for(lambda: srv.clean == 1, 30, "the connection closed on the host")
+        finally:
+            runm("delete", "--force", "sock6", check=False)
 
 
 @cli_test
