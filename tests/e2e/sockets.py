@@ -4,6 +4,7 @@ client for inside containers (busybox's nc has no unix sockets).
 
     with echo_server() as srv:           # srv.path: the socket, in a temp dir
         build_client(rootfs + "/client")  # client PATH N BYTES
+        build_sockcat(rootfs + "/sockcat")  # sockcat PATH: stdin in, then EOF; the answer out
 """
 import contextlib
 import os
@@ -145,13 +146,57 @@ def echo_server():
 
 
 
+# Sends stdin to the socket at PATH, half-closes, copies the answer to stdout
+# until EOF (a request to an HTTP API over a unix socket, as `curl
+# --unix-socket` would).
+SOCKCAT_C = r"""
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char buf[65536];
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0), in_open = 1;
+	if (argc < 2) return 2;
+	strncpy(sa.sun_path, argv[1], sizeof(sa.sun_path) - 1);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) { perror("connect"); return 2; }
+	for (;;) {
+		struct pollfd p[2] = { { .fd = in_open ? 0 : -1, .events = POLLIN }, { .fd = fd, .events = POLLIN } };
+		if (poll(p, 2, 60000) <= 0) return 3;
+		if (p[0].revents) {
+			ssize_t n = read(0, buf, sizeof(buf));
+			if (n <= 0) { shutdown(fd, SHUT_WR); in_open = 0; }
+			else if (write(fd, buf, n) != n) return 4;
+		}
+		if (p[1].revents) {
+			ssize_t n = read(fd, buf, sizeof(buf));
+			if (n <= 0) return 0;
+			if (write(1, buf, n) != n) return 4;
+		}
+	}
+}
+"""
 
-def build_client(out):
-    """Compile CLIENT_C, static, to `out`."""
+
+def _build(code, out):
     src = out + ".c"
     with open(src, "w") as f:
-        f.write(CLIENT_C)
+        f.write(code)
     try:
         run(["cc", "-static", "-O2", "-o", out, src], timeout=60)
     finally:
         os.unlink(src)
+
+
+def build_client(out):
+    """Compile CLIENT_C, static, to `out`."""
+    _build(CLIENT_C, out)
+
+
+def build_sockcat(out):
+    """Compile SOCKCAT_C, static, to `out`."""
+    _build(SOCKCAT_C, out)
