@@ -2,9 +2,8 @@
 """test_docker.py - Docker 20.10 (Debian's docker.io) driving the runtime under
 test through containerd-shim-runc-v2, as it drives runc: `docker run` and its
 options, stdio and ttys, volumes (and the daemon's own socket), lifecycle
-commands, restart policies,
-published ports, user-defined networks with the embedded DNS, and the
-options runm refuses.
+commands, restart policies, published ports, user-defined networks with the
+embedded DNS, and the options runm refuses.
 
 RUNM_DOCKER_RUNTIME=runm (default) or runc. One dockerd for the file (see
 docker.py); it runs in a network namespace of its own, with the runtime
