@@ -1,5 +1,6 @@
 /* ctr.c - see ctr.h. */
 #include "ctr.h"
+#include "sockproxy.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -58,6 +59,7 @@ void ctr_remove(struct ctr *c)
 			break;
 		}
 	}
+	sockproxy_remove(c->id);
 	unmount_quiet(rootfs);
 	for (char **m = c->mounts; m && *m; m++)
 		unmount_quiet(*m);

@@ -1,7 +1,8 @@
 /* ctr.h - the containers of this VM: one, or a pod (the sandbox, created
  * first, and the containers that join it later). Each has its bundle under
  * CTR_BUNDLES/<id> (crun's container id is the same id) and the guest mount
- * points of its bind sources, unmounted when it is deleted. */
+ * points of its bind sources, unmounted when it is deleted, and its host
+ * sockets (sockproxy.h), closed then. */
 #ifndef RUNM_AGENT_CTR_H
 #define RUNM_AGENT_CTR_H
 

@@ -10,6 +10,7 @@
 #include "net.h"
 #include "proc.h"
 #include "share.h"
+#include "sockproxy.h"
 #include "stats.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -262,6 +263,9 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 		if (share_bind(m->path, m->destination, m->readonly, &err) < 0)
 			goto fail;
 	}
+	/* Host sockets: listening before crun binds them into the container. */
+	if (sockproxy_listen(svc_loop, c->id, req->sockets, req->n_sockets, &err) < 0)
+		goto fail;
 	{
 		/* With network, the container gets the VM's resolv.conf and hosts (net.h). */
 		size_t n = req->config_json.len;
@@ -584,13 +588,26 @@ static void h_dns_relay(struct ttrpc_stream *s, const uint8_t *payload, size_t l
 		reply_err(s, err->status == EEXIST ? TTRPC_ALREADY_EXISTS : TTRPC_INVALID_ARGUMENT, &err);
 }
 
+static void h_socket_proxy(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
+{
+	UNPACK_OR_FAIL(req, Runm__Agent__V1__SocketProxyRequest, runm__agent__v1__socket_proxy_request__descriptor);
+	cleanup_error runm_error_t err = NULL;
+	struct ctr *c = ctr_or_fail(s, req->container_id);
+	(void)ctx;
+
+	/* On success sockproxy.c owns the stream and answers it when the connection ends. */
+	if (c && sockproxy_attach(s, c->id, req->index, &err) < 0)
+		ttrpc_reply_error(s, err->status == ENOSPC ? TTRPC_RESOURCE_EXHAUSTED : TTRPC_NOT_FOUND, "%s",
+				  runm_error_msg(err));
+}
+
 static const struct ttrpc_method methods[] = {
 	{ "Ping", h_ping },	      { "Create", h_create }, { "Start", h_start },
 	{ "Exec", h_exec },	      { "Signal", h_signal }, { "Wait", h_wait },
 	{ "Resize", h_resize },	      { "CloseStdin", h_close_stdin }, { "Stdio", h_stdio },
 	{ "State", h_state },	      { "Pids", h_pids },     { "Stats", h_stats },
 	{ "Delete", h_delete },	      { "Shutdown", h_shutdown }, { "Network", h_network },
-	{ "DnsRelay", h_dns_relay },
+	{ "DnsRelay", h_dns_relay },  { "SocketProxy", h_socket_proxy },
 };
 
 static const struct ttrpc_service agent_service = {

@@ -1,6 +1,7 @@
 /* create.c - build the agent's CreateRequest from a spec (see create.h). */
 #include "engine/create.h"
 
+#include "common/log.h"
 #include "common/util.h"
 #include "engine/stage.h"
 #include "proto/pb.h"
@@ -15,6 +16,9 @@ struct ttrpc_stream *engine_create(struct sandbox *sb, const char *id, const str
 	Runm__Agent__V1__CreateRequest req = RUNM__AGENT__V1__CREATE_REQUEST__INIT;
 	cleanup_free Runm__Agent__V1__Mount *mounts = xzalloc((sp->n_shares + 1) * sizeof(*mounts));
 	cleanup_free Runm__Agent__V1__Mount **mptrs = xzalloc((sp->n_shares + 1) * sizeof(*mptrs));
+	cleanup_free Runm__Agent__V1__SocketMount *socks = xzalloc((sp->n_sockets + 1) * sizeof(*socks));
+	cleanup_free Runm__Agent__V1__SocketMount **sptrs = xzalloc((sp->n_sockets + 1) * sizeof(*sptrs));
+	struct ttrpc_stream *s;
 	cleanup_strv char **paths = NULL; /* what the request points at */
 	cleanup_free char *rootfs = xasprintf("%s/" STAGE_ROOTFS, id);
 	cleanup_error runm_error_t e = NULL;
@@ -40,10 +44,24 @@ struct ttrpc_stream *engine_create(struct sandbox *sb, const char *id, const str
 	}
 	req.n_mounts = sp->n_shares;
 	req.mounts = mptrs;
+	for (size_t i = 0; i < sp->n_sockets; i++) {
+		runm__agent__v1__socket_mount__init(&socks[i]);
+		socks[i].uid = sp->sockets[i].uid;
+		socks[i].gid = sp->sockets[i].gid;
+		socks[i].mode = sp->sockets[i].mode;
+		sptrs[i] = &socks[i];
+	}
+	req.n_sockets = sp->n_sockets;
+	req.sockets = sptrs;
 	req.terminal = sp->terminal;
 	req.stdin = in;
 	req.stdout = out;
 	req.stderr = err && !sp->terminal;
 	/* The guest runs crun create, which may take a while under emulation. */
-	return sandbox_call(sb, "Create", &req.base, 120000, 0, cb, data);
+	s = sandbox_call(sb, "Create", &req.base, 120000, 0, cb, data);
+	/* Right behind it: the agent serves requests in order, so the calls
+	 * find the container's listeners (or, if Create failed, end at once). */
+	if (s != NULL && sandbox_proxy_sockets(sb, id, sp, &e) < 0)
+		log_warn("%s", runm_error_msg(e));
+	return s;
 }

@@ -1,8 +1,9 @@
 /* create.h - create a container in its VM: bind its rootfs and bind-mount
  * sources into the VM's share (sandbox_bind_container), then send the
  * agent's Create request with their paths in the share and their guest
- * mount points, the terminal and which stdio streams exist. Shared by the
- * shim and the runm CLI. */
+ * mount points, its host sockets, the terminal and which stdio streams
+ * exist; then start proxying those sockets (sandbox_proxy_sockets). Shared
+ * by the shim and the runm CLI. */
 #ifndef RUNM_ENGINE_CREATE_H
 #define RUNM_ENGINE_CREATE_H
 

@@ -2,6 +2,7 @@
 #include "sandbox.h"
 #include "dnsrelay.h"
 #include "netns.h"
+#include "sockproxy.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "engine/config.h"
@@ -53,10 +54,32 @@ struct sandbox {
 	char **bound;            /* ids of the containers bound there */
 	char *resolv_file;       /* the container's bound /etc/resolv.conf, read at mirror time (dnsrelay.h) */
 	struct dnsrelay *dns;
+	struct sandbox_sockets *socks; /* host sockets proxied, per container */
 	sandbox_ready_fn ready_cb;
 	sandbox_exit_fn exit_cb;
 	void *data;
 };
+
+struct sandbox_sockets {
+	char *id;
+	struct sockproxy *p;
+	struct sandbox_sockets *next;
+};
+
+static void stop_sockets(struct sandbox *sb, const char *id)
+{
+	for (struct sandbox_sockets **ps = &sb->socks; *ps;) {
+		struct sandbox_sockets *x = *ps;
+		if (id && strcmp(x->id, id) != 0) {
+			ps = &x->next;
+			continue;
+		}
+		*ps = x->next;
+		sockproxy_free(x->p);
+		free(x->id);
+		free(x);
+	}
+}
 
 static char *exe_dir(void)
 {
@@ -611,9 +634,28 @@ int sandbox_bind_container(struct sandbox *sb, const char *id, const struct spec
 	return 0;
 }
 
+int sandbox_proxy_sockets(struct sandbox *sb, const char *id, const struct spec *sp, runm_error_t *err)
+{
+	struct sockproxy *p = NULL;
+	struct sandbox_sockets *x;
+
+	if (sockproxy_start(sb->loop, sb, id, sp, &p, err) < 0)
+		return -1;
+	if (p == NULL)
+		return 0;
+	x = xzalloc(sizeof(*x));
+	x->id = xstrdup(id);
+	x->p = p;
+	x->next = sb->socks;
+	sb->socks = x;
+	return 0;
+}
+
 void sandbox_unbind_container(struct sandbox *sb, const char *id)
 {
 	size_t n = strv_len(sb->bound);
+
+	stop_sockets(sb, id);
 
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(sb->bound[i], id) != 0)
@@ -735,6 +777,7 @@ void sandbox_free(struct sandbox *sb)
 	/* Before the connection closes: the relay's stream is abandoned, not failed. */
 	dnsrelay_free(sb->dns);
 	sb->dns = NULL;
+	stop_sockets(sb, NULL);
 	free(sb->resolv_file);
 	sb->resolv_file = NULL;
 	sandbox_stop(sb);

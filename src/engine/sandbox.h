@@ -72,6 +72,11 @@ int sandbox_bind_container(struct sandbox *sb, const char *id, const struct spec
  * agent deleted the container). A no-op for an id not bound. */
 void sandbox_unbind_container(struct sandbox *sb, const char *id);
 
+/* Proxy the host unix sockets of container id (sp->sockets) into its VM
+ * (engine/sockproxy.h): right after its Create was sent. Stopped by
+ * sandbox_unbind_container, or when the sandbox goes. */
+int sandbox_proxy_sockets(struct sandbox *sb, const char *id, const struct spec *sp, runm_error_t *err);
+
 /* Call the agent (service runm.agent.v1.Agent). NULL-safe like ttrpc_call. */
 struct ttrpc_stream *sandbox_call(struct sandbox *sb, const char *method, const ProtobufCMessage *req,
 				  uint64_t timeout_ms, uint8_t flags, ttrpc_reply_fn cb, void *data);

@@ -1,6 +1,7 @@
 /* spec.c - see spec.h. */
 #include "spec.h"
 #include "common/util.h"
+#include "proto/sockproxy.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,6 +45,26 @@ static bool has_option(json_object *opts, const char *name)
 
 static char *clean_path(const char *path);
 
+static int add_socket(struct spec *s, const char *host, const char *dest, const struct stat *st, char **guest,
+		      runm_error_t *err)
+{
+	struct spec_socket *so;
+
+	if (s->n_sockets >= SOCK_MAX_SOCKETS)
+		return runm_error_make(err, 0, "more than %d host sockets bound into the container", SOCK_MAX_SOCKETS);
+	s->sockets = xrealloc(s->sockets, (s->n_sockets + 1) * sizeof(*s->sockets));
+	so = &s->sockets[s->n_sockets];
+	so->host_path = xstrdup(host);
+	so->guest_path = xasprintf(SOCK_GUEST_DIR "/%s/%zu.sock", s->id, s->n_sockets);
+	so->destination = dest ? clean_path(dest) : NULL;
+	so->uid = st->st_uid;
+	so->gid = st->st_gid;
+	so->mode = st->st_mode & 0777;
+	*guest = xstrdup(so->guest_path);
+	s->n_sockets++;
+	return 0;
+}
+
 static void add_share(struct spec *s, const char *host, const char *file, const char *dest, bool ro)
 {
 	struct spec_share *sh;
@@ -84,7 +105,8 @@ static char *clean_path(const char *path)
 }
 
 /* Bind mounts: share each source directory on its own; a file (9p shares
- * directories only) through a directory holding just that file. */
+ * directories only) through a directory holding just that file; a unix
+ * socket (9p carries none) through the agent's proxy (spec_socket). */
 static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
 {
 	json_object *mounts = get_typed(root, "mounts", json_type_array);
@@ -118,12 +140,18 @@ static int rewrite_mounts(json_object *root, struct spec *s, runm_error_t *err)
 		if (real == NULL || stat(real, &st) < 0)
 			return runm_error_make(err, errno, "bind mount source `%s`", source);
 		clean = clean_path(source); /* "/srv/data/" names /srv/data: no symlink there */
-		if (strcmp(real, clean) != 0) {
-			/* A symlink anywhere in the path could point outside what was asked. */
+		/* A symlink anywhere in the path could point outside what was
+		 * asked. Not for a socket: nothing of the host's tree is shared,
+		 * only connections to the one socket it leads to, as the kernel's
+		 * bind would (and Debian's /var/run/docker.sock is /run's). */
+		if (strcmp(real, clean) != 0 && !S_ISSOCK(st.st_mode)) {
 			return runm_error_make(err, 0, "bind mount source `%s` resolves to `%s`: give the real path",
 					       source, real);
 		}
-		if (S_ISDIR(st.st_mode)) {
+		if (S_ISSOCK(st.st_mode)) {
+			if (add_socket(s, real, dest, &st, &guest, err) < 0)
+				return -1;
+		} else if (S_ISDIR(st.st_mode)) {
 			add_share(s, real, NULL, dest, has_option(opts, "ro"));
 			guest = xstrdup(s->shares[s->n_shares - 1].guest_path);
 		} else {
@@ -681,6 +709,12 @@ void spec_release(struct spec *s)
 		free(s->shares[i].guest_path);
 	}
 	free(s->shares);
+	for (size_t i = 0; i < s->n_sockets; i++) {
+		free(s->sockets[i].host_path);
+		free(s->sockets[i].guest_path);
+		free(s->sockets[i].destination);
+	}
+	free(s->sockets);
 	for (size_t i = 0; i < s->n_ports; i++)
 		free(s->ports[i].host_ip);
 	free(s->ports);

@@ -1,6 +1,7 @@
 /* spec.h - turn a host OCI bundle's config.json into what the guest runs:
  * the rootfs and every bind mount become paths in the VM's one share
- * (bound there at create: engine/stage.h), host-only settings
+ * (bound there at create: engine/stage.h), a bound unix socket becomes one
+ * the agent proxies (engine/sockproxy.h), host-only settings
  * (hooks, LSM labels) are dropped, the container's resource limits size
  * its VM, and its annotations give the VM's network and published ports. A
  * network namespace given by path (CNI's, made by containerd, CRI or the
@@ -29,6 +30,16 @@ struct spec_share {
 	char *guest_path; /* where the agent binds it (under SPEC_GUEST_SHARES) */
 	char *destination; /* the mount's destination in the container (clean path), NULL if none */
 	bool readonly;
+};
+
+/* A bind mount whose source is a unix socket on the host: 9p cannot carry
+ * it, so it is not staged; the agent listens at guest_path instead and
+ * engine/sockproxy.h relays each connection to host_path. */
+struct spec_socket {
+	char *host_path;   /* the host socket (real path) */
+	char *guest_path;  /* SOCK_GUEST_DIR/<id>/<n>.sock, the mount's new source */
+	char *destination; /* the mount's destination in the container (clean path) */
+	unsigned uid, gid, mode; /* the host socket's owner and permission bits */
 };
 
 /* Annotations read for networking (README.md, "Networking"). */
@@ -71,6 +82,8 @@ struct spec {
 	bool terminal;     /* process.terminal */
 	struct spec_share *shares;
 	size_t n_shares;
+	struct spec_socket *sockets; /* at most SOCK_MAX_SOCKETS (proto/sockproxy.h) */
+	size_t n_sockets;
 	unsigned mem_mib;  /* 0 = no limit in the spec */
 	unsigned vcpus;    /* 0 = no CPU limit in the spec */
 	bool network;      /* a NIC in the VM: on unless io.runm.network=none */

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """test_docker.py - Docker 20.10 (Debian's docker.io) driving the runtime under
 test through containerd-shim-runc-v2, as it drives runc: `docker run` and its
-options, stdio and ttys, volumes, lifecycle commands, restart policies,
-published ports, user-defined networks with the embedded DNS, and the
-options runm refuses.
+options, stdio and ttys, volumes (and the daemon's own socket), lifecycle
+commands, restart policies, published ports, user-defined networks with the
+embedded DNS, and the options runm refuses.
 
 RUNM_DOCKER_RUNTIME=runm (default) or runc. One dockerd for the file (see
 docker.py); it runs in a network namespace of its own, with the runtime
@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from docker import (DOCKER, IMAGE, IS_RUNM, RUNTIME, UPSTREAM_DNS, dmain, dtest,  # noqa: E402
                     expected_kernel, host_kernel, log, ns_fetch, runm_only, wait_for)
 from dnsresponder import ANSWER, start_responder, stop_responder  # noqa: E402
+from sockets import build_sockcat  # noqa: E402
 
 HTTPD = "mkdir -p /www && echo %s > /www/index.html && exec httpd -f -p 80 -h /www"
 
@@ -142,6 +143,21 @@ def volumes_and_read_only(dk):
     assert lines[:3] == ["persisted", "root-ro", "t"], out_err(r)
     assert len(lines) == 4 and lines[3].split()[2] == "tmpfs", "/scratch is not a tmpfs: " + out_err(r)
     dk.docker("volume", "rm", vol)
+
+
+@dtest
+def docker_socket_into_container(dk):
+    """-v of the daemon's own socket (the docker-in-docker pattern, as with
+    /var/run/docker.sock): the container asks dockerd's API through it."""
+    tools = os.path.join(dk.work, "socktools")
+    os.makedirs(tools)
+    build_sockcat(os.path.join(tools, "sockcat"))
+    r = dk.docker("run", "--rm", "-v", dk.sock + ":/var/run/docker.sock", "-v", tools + ":/tools:ro", IMAGE,
+                  "sh", "-c", "printf 'GET /_ping HTTP/1.0\\r\\n\\r\\n' | /tools/sockcat /var/run/docker.sock",
+                  timeout=180)
+    # (Text mode: the CRLFs read as newlines.)
+    assert r.stdout.startswith("HTTP/1.0 200 OK") and "Api-Version:" in r.stdout, out_err(r)
+    assert r.stdout.endswith("\n\nOK"), out_err(r)
 
 
 @dtest

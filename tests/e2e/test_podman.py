@@ -3,7 +3,8 @@
 `--runtime /path/runm` and `engine.runtime = "runm"` in containers.conf; run
 with -i/-t, -d, -e, -w, -u, -v, -p, --rm; exec, logs, stop, kill, rm -f,
 pause/unpause, top, wait and exit statuses; netavark's namespace mirrored into
-the VM and aardvark-dns resolving container names; --memory sizing the VM.
+the VM and aardvark-dns resolving container names; --memory sizing the VM; a
+host unix socket given with -v.
 Every container proves it is a VM: `uname -r` is the guest kernel, not the
 host's. See podman.py for the private environment and the leak checks."""
 import os
@@ -12,6 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from podman import IMAGE, RUNM_BIN, guest_kernel, host_kernel, log, ns_fetch, pmain, ptest, run, wait_for  # noqa: E402
+from sockets import build_client, echo_server  # noqa: E402
 
 
 def assert_vm_kernel(k):
@@ -154,6 +156,21 @@ def errors_as_podman_reports_them(pm):
     assert "/no/such/binary" in r.stderr, r.stderr
     r = pm.podman("run", "--rm", "--network", "host", IMAGE, "true", check=False)
     assert r.returncode != 0 and "host networking" in r.stderr and "not supported" in r.stderr, r
+
+
+@ptest
+def host_socket_volume(pm):
+    """-v of a host unix socket (as `-v /var/run/docker.sock:...`): a socket
+    in the container whose connections reach the host's echo server."""
+    tools = os.path.join(pm.work, "tools")
+    os.makedirs(tools)
+    build_client(os.path.join(tools, "client"))
+    with echo_server() as srv:
+        # Through sh: runm's entrypoint check looks in the rootfs, not in binds.
+        r = pm.podman("run", "--rm", "-v", srv.path + ":/run/echo.sock", "-v", tools + ":/tools:ro", IMAGE,
+                      "sh", "-c", "/tools/client /run/echo.sock 3 100000")
+        assert "ALL OK" in r.stdout, r
+        wait_for(lambda: srv.clean == 3, 10, "3 clean closes on the host, got %d" % srv.clean)
 
 
 if __name__ == "__main__":

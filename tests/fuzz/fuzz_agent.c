@@ -48,6 +48,8 @@ static const ProtobufCMessageDescriptor *const types[] = {
 	&runm__agent__v1__dns_relay_request__descriptor,
 	&runm__agent__v1__dns_packet__descriptor,
 	&runm__agent__v1__network_request__descriptor,
+	&runm__agent__v1__socket_mount__descriptor,
+	&runm__agent__v1__socket_proxy_request__descriptor,
 	/* containerd's task API (containerd.task.v2.Task), what the shim decodes */
 	&containerd__task__v2__create_task_request__descriptor,
 	&containerd__task__v2__delete_request__descriptor,
