@@ -126,6 +126,8 @@ static void on_wait(void *data, int code, const char *msg, const uint8_t *payloa
 	}
 	m->exit_status = (int)(resp->exit_status > 255 ? 255 : resp->exit_status);
 	m->waited = true;
+	/* A detached container's VM lingers until delete: not its ports. */
+	sandbox_network_down(m->sb);
 	maybe_done(m);
 }
 
@@ -255,7 +257,7 @@ static void begin_start(struct monitor *m)
 	/* A bundle naming a network namespace: its interface is mirrored into
 	 * the VM before the process starts, as the shim does (Docker and
 	 * Podman configure it between create and start). */
-	int r = sandbox_mirror_network(m->sb, on_network, m, &err);
+	int r = sandbox_network_up(m->sb, on_network, m, &err);
 	if (r < 0)
 		return fail(m, &err);
 	if (r == 0)

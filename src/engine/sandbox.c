@@ -324,14 +324,6 @@ static void on_ping(void *data, int code, const char *msg, const uint8_t *payloa
 		fail(sb, &err);
 		return;
 	}
-	{
-		cleanup_error runm_error_t err = NULL;
-		/* A published port taken between vm_start's check and passt's bind. */
-		if (vm_net_check(sb->vm, &err) < 0) {
-			fail(sb, &err);
-			return;
-		}
-	}
 	resp = PB_UNPACK(Runm__Agent__V1__PingResponse, runm__agent__v1__ping_response__descriptor, payload, len);
 	sb->guest_kernel = xstrdup(resp && resp->kernel ? resp->kernel : "");
 	loop_timer_cancel(sb->deadline);
@@ -502,7 +494,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	if (accel && *accel && strcmp(accel, "auto") != 0 && vm_check_accel(accel, err) < 0)
 		return runm_error_wrap(err, "start VM for %s", cfg->id);
 	/* The tap must exist before the VMM starts (microvm has no hotplug);
-	 * what it mirrors is found at sandbox_mirror_network, once CNI has run. */
+	 * what it mirrors is found at sandbox_network_up, once CNI has run. */
 	if (sp->netns_path && cfg->network) {
 		netns_fd = netns_open(sp->netns_path, cfg->own_netns, err);
 		if (netns_fd < 0)
@@ -523,6 +515,8 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	/* The spec can turn networking off (io.runm.network=none), not on. */
 	vc.network = cfg->network && sp->network;
 	vc.host_loopback = sp->host_loopback;
+	/* Ports open when the container starts (sandbox_network_up), not now. */
+	vc.net_deferred = true;
 	if (sp->n_ports > 0) {
 		ports = xzalloc(sp->n_ports * sizeof(*ports));
 		for (size_t i = 0; i < sp->n_ports; i++)
@@ -591,14 +585,22 @@ bool sandbox_restored(const struct sandbox *sb)
 	return sb->restored;
 }
 
-int sandbox_mirror_network(struct sandbox *sb, ttrpc_reply_fn cb, void *data, runm_error_t *err)
+void sandbox_network_down(struct sandbox *sb)
+{
+	if (sb->vm && sb->netns_fd < 0)
+		vm_net_close(sb->vm);
+}
+
+int sandbox_network_up(struct sandbox *sb, ttrpc_reply_fn cb, void *data, runm_error_t *err)
 {
 	Runm__Agent__V1__NetworkRequest req = RUNM__AGENT__V1__NETWORK_REQUEST__INIT;
 	struct netns_iface iface;
 	const char *dns;
 	int r;
 
-	if (sb->netns_fd < 0 || sb->mirrored)
+	if (sb->netns_fd < 0)
+		return sb->vm ? vm_net_start(sb->vm, err) : 0;
+	if (sb->mirrored)
 		return 0;
 	r = netns_mirror(sb->netns_fd, &iface, err);
 	if (r <= 0)

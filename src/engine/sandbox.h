@@ -91,8 +91,13 @@ void sandbox_reply_later(struct sandbox *sb, ttrpc_reply_fn cb, void *data, int 
  * interface to the tap and has the agent give eth0 its MAC, address, route
  * and MTU. Returns 1 when cb will run with the agent's answer, 0 when there
  * is nothing to do (user-mode NAT, already done, or no interface in the
- * namespace: the container then has lo only), -1 on error. */
-int sandbox_mirror_network(struct sandbox *sb, ttrpc_reply_fn cb, void *data, runm_error_t *err);
+ * namespace: the container then has lo only), -1 on error.
+ * Under user-mode NAT it opens the published ports instead (passt starts:
+ * a port taken since create is an error naming it), synchronously. */
+int sandbox_network_up(struct sandbox *sb, ttrpc_reply_fn cb, void *data, runm_error_t *err);
+/* The VM's first container's init exited: its published ports close (as
+ * runc's do, with the network namespace, when the task ends). */
+void sandbox_network_down(struct sandbox *sb);
 pid_t sandbox_vmm_pid(const struct sandbox *sb);
 /* The guest kernel release the agent reported. */
 const char *sandbox_guest_kernel(const struct sandbox *sb);

@@ -292,6 +292,8 @@ static void on_agent_wait(void *data, int code, const char *msg, const uint8_t *
 	}
 	/* exited_at from the host clock: the guest's may lag under emulation. */
 	process_exited(p, resp ? resp->exit_status : 255, now_real_ns());
+	if (p->exec_id[0] == '\0' && !c->joined)
+		sandbox_network_down(c->sb);
 }
 
 static void on_agent_start(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
@@ -388,7 +390,7 @@ static void h_start(struct ttrpc_stream *s, const uint8_t *payload, size_t len, 
 	if (p->exec_id[0] == '\0') {
 		cleanup_error runm_error_t err = NULL;
 		struct call *k = call_new(&t->table, c, p, s);
-		int r = sandbox_mirror_network(c->sb, on_agent_network, k, &err);
+		int r = sandbox_network_up(c->sb, on_agent_network, k, &err);
 		if (r > 0) /* on_agent_network owns k and sends the Start */
 			return;
 		free(k);

@@ -17,7 +17,6 @@
  * host_loopback runs passt as `nobody`, which no rule names. */
 #include "net.h"
 #include "ports.h"
-#include "common/log.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -179,6 +178,36 @@ char **vm_passt_argv(const struct vm_config *cfg, const char *passt, const char 
 	return argv;
 }
 
+/* A copy of what vm_net_start checks again: the ports and whether there is a network. */
+static struct vm_config *ports_copy(const struct vm_config *cfg)
+{
+	struct vm_config *c = xzalloc(sizeof(*c));
+	struct vm_port *ports = xzalloc((cfg->n_ports ? cfg->n_ports : 1) * sizeof(*ports));
+
+	for (size_t i = 0; i < cfg->n_ports; i++) {
+		ports[i] = cfg->ports[i];
+		ports[i].host_ip = cfg->ports[i].host_ip ? xstrdup(cfg->ports[i].host_ip) : NULL;
+	}
+	c->network = cfg->network;
+	c->ports = ports;
+	c->n_ports = cfg->n_ports;
+	return c;
+}
+
+void vm_net_release(struct vm *vm)
+{
+	if (vm->net_cfg) {
+		for (size_t i = 0; i < vm->net_cfg->n_ports; i++)
+			free((char *)vm->net_cfg->ports[i].host_ip);
+		free((struct vm_port *)vm->net_cfg->ports);
+		free(vm->net_cfg);
+		vm->net_cfg = NULL;
+	}
+	strv_free(vm->net_argv);
+	vm->net_argv = NULL;
+	close_and_reset(&vm->net_fd);
+}
+
 int vm_passt_start(struct vm *vm, const struct vm_config *cfg, int *vmm_fd, runm_error_t *err)
 {
 	cleanup_free char *passt = find_in_path(VM_NET_PASST);
@@ -199,31 +228,41 @@ int vm_passt_start(struct vm *vm, const struct vm_config *cfg, int *vmm_fd, runm
 	/* passt opens its log itself, before it drops privileges; vm_spawn_process's
 	 * log (its stdout and stderr) is the same file, for what it says before. */
 	argv = vm_passt_argv(cfg, passt, vm->net_log_path, 3);
-	if (vm_spawn_process(vm, argv, &ours, 1, vm->net_log_path, &vm->net_pid, &vm->net_pidfd, err) < 0)
+	if (cfg->net_deferred) {
+		vm->net_argv = steal_ptr(&argv);
+		vm->net_fd = steal_fd(&ours);
+		vm->net_cfg = ports_copy(cfg);
+	} else if (vm_spawn_process(vm, argv, &ours, 1, vm->net_log_path, &vm->net_pid, &vm->net_pidfd, err) < 0) {
 		return runm_error_wrap(err, "start passt");
+	}
 	*vmm_fd = steal_fd(&theirs);
 	return 0;
 }
 
-int vm_net_check(struct vm *vm, runm_error_t *err)
+int vm_net_start(struct vm *vm, runm_error_t *err)
 {
-	struct pollfd p = { .fd = vm->net_pidfd, .events = POLLIN };
-	cleanup_free char *tail = NULL;
-
-	if (vm->net_pid <= 0 || poll(&p, 1, 0) == 0)
+	if (vm->net_argv == NULL || vm->net_pid > 0)
 		return 0;
-	tail = vm_file_tail(vm->net_log_path, 512);
-	return runm_error_make(err, 0, "passt (the VM's network) exited: %s", *tail ? tail : "no message");
+	/* Checked at create too: a port may have been taken since. */
+	if (vm_ports_check(vm->net_cfg, VM_NET_PASST, err) < 0)
+		return -1;
+	if (vm_spawn_process(vm, vm->net_argv, &vm->net_fd, 1, vm->net_log_path, &vm->net_pid, &vm->net_pidfd, err) <
+	    0)
+		return runm_error_wrap(err, "start passt");
+	/* passt has its copy; ours would keep the VMM's end alive after passt. */
+	vm_net_release(vm);
+	return 0;
 }
 
-void vm_net_stop(struct vm *vm)
+/* Kill passt and reap it, after grace_ms for it to exit by itself. */
+static void net_end(struct vm *vm, int grace_ms)
 {
 	struct pollfd p = { .fd = vm->net_pidfd, .events = POLLIN };
 
 	if (vm->net_pid <= 0)
 		return;
-	if (poll(&p, 1, NET_STOP_GRACE_MS) == 0) {
-		log_debug("passt pid %d still runs after its VMM: SIGKILL", (int)vm->net_pid);
+	if (poll(&p, 1, grace_ms) == 0) {
+		/* Through the pidfd: it names this passt, never a reuse of its pid. */
 		if (syscall(SYS_pidfd_send_signal, vm->net_pidfd, SIGKILL, NULL, 0) < 0 && errno == ENOSYS)
 			kill(vm->net_pid, SIGKILL);
 	}
@@ -232,4 +271,16 @@ void vm_net_stop(struct vm *vm)
 		;
 	vm->net_pid = -1;
 	close_and_reset(&vm->net_pidfd);
+}
+
+void vm_net_close(struct vm *vm)
+{
+	net_end(vm, 0);
+	/* Never started: no passt will ever read the guest's frames now. */
+	vm_net_release(vm);
+}
+
+void vm_net_stop(struct vm *vm)
+{
+	net_end(vm, NET_STOP_GRACE_MS);
 }

@@ -88,7 +88,7 @@ static int hold_port(const struct vm_port *p, const struct sockaddr_storage *ss,
  * with "Could not set up host forwarding rule" in its log. All stay bound
  * until the end, so a port published twice is caught too. (They are bound
  * again a moment later: a race with another process remains; then passt's
- * exit, vm_net_check, or QEMU's own error stands.) */
+ * exit, its log naming the port, or QEMU's own error stands.) */
 int vm_ports_check(const struct vm_config *cfg, const char *net, runm_error_t *err)
 {
 	cleanup_free int *fds = NULL;

@@ -41,6 +41,11 @@ struct vm {
 	pid_t net_pid;            /* passt beside the VMM, -1 = none */
 	int net_pidfd;
 	char *net_log_path;       /* <state_dir>/passt.log */
+	/* A deferred passt (vm_config.net_deferred): its command line, its end
+	 * of the socketpair, and the ports to check before it starts. */
+	char **net_argv;
+	int net_fd;
+	struct vm_config *net_cfg; /* ports and network only, deep copy */
 };
 
 struct vm_backend {

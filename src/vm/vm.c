@@ -268,6 +268,7 @@ int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err)
 	vm->chan_fd = -1;
 	vm->net_pid = -1;
 	vm->net_pidfd = -1;
+	vm->net_fd = -1;
 	vm->netns_fd = cfg->netns_fd;
 	vm_template_prepare(vm, cfg);
 	if (ops->start(vm, cfg, vm->accel, err) < 0) {
@@ -638,6 +639,7 @@ void vm_free(struct vm *vm)
 	if (vm->pid > 0 && !vm->reaped && vm_stop(vm, VM_FREE_STOP_MS, &err) < 0)
 		log_warn("stop VMM pid %d: %s", (int)vm->pid, runm_error_msg(err));
 	vm_net_stop(vm);
+	vm_net_release(vm);
 	if (vm->ops && vm->ops->release)
 		vm->ops->release(vm);
 	close_and_reset(&vm->chan_fd);

@@ -63,6 +63,10 @@ struct vm_config {
 	/* The gateway (10.0.2.2) leads to the host's 127.0.0.1 (always so under
 	 * slirp); off: the guest cannot reach the host's loopback. */
 	bool host_loopback;
+	/* passt only: it starts at vm_net_start (the container's start), so the
+	 * published ports are held from then until vm_net_close (its exit);
+	 * until then the guest's frames wait in the socket. */
+	bool net_deferred;
 	const struct vm_port *ports; /* published ports (network only); each host port is checked free first */
 	size_t n_ports;
 	/* Instead of user-mode NAT (network is then ignored): the NIC on this tap
@@ -187,11 +191,13 @@ int vm_find_vmm(char **path, runm_error_t *err);
 const char *vm_accel(const struct vm *vm);
 /* The user-mode network backend this VM runs with (VM_NET_*), NULL if none. */
 const char *vm_net_backend(const struct vm *vm);
-/* 0 while the VM's network backend runs (always without passt), else -1
- * with its last words. passt binds the published ports within
- * milliseconds of its start and exits if one is taken after all (a race
- * with vm_start's check): asked at the agent's hello, that is caught. */
-int vm_net_check(struct vm *vm, runm_error_t *err);
+/* A deferred network (vm_config.net_deferred): start passt, binding the
+ * published ports (an error names a port in use). 0 and nothing done when
+ * not deferred or already started. */
+int vm_net_start(struct vm *vm, runm_error_t *err);
+/* Stop passt now: the published ports are free again; the guest's network
+ * is gone. Idempotent, also when there is no passt. */
+void vm_net_close(struct vm *vm);
 /* The backend cfg would get: $RUNM_NET_BACKEND, cfg's, else passt where it
  * is installed, else slirp; an unknown name or a missing passt is an error. */
 int vm_choose_net(const struct vm_config *cfg, const char **backend, runm_error_t *err);

@@ -60,8 +60,11 @@ def published_port_serves_http():
         body = wait_for(lambda: fetch("http://127.0.0.1:%d/" % hp), 60, "http://127.0.0.1:%d/" % hp)
         assert body == "hello through a published port\n", body
         assert not port_is_free(hp), "port %d should be held by the VM" % hp
-        runm("delete", "--force", "web1")
-    wait_for(lambda: port_is_free(hp), 10, "port %d free after delete" % hp)
+        # the port closes when the container ends, before its delete
+        runm("kill", "web1", "KILL")
+        wait_for(lambda: json.loads(runm("state", "web1").stdout)["status"] == "stopped", 30, "web1 stopped")
+        wait_for(lambda: port_is_free(hp), 10, "port %d free once web1 stopped" % hp)
+        runm("delete", "web1")
 
 
 @cli_test
@@ -241,9 +244,10 @@ def ports_from_annotations_through_containerd(cd):
     assert r.stdout == "nameserver 10.0.2.3\n", r
     cd.ctr("task", "kill", "-s", "SIGKILL", "web", timeout=30)
     wait_for(lambda: cd.tasks().get("web") == "STOPPED", 20, "task web stopped")
+    # closed with the task's end, not at its delete
+    wait_for(lambda: port_is_free(hp1) and port_is_free(hp2), 10, "ports free once the task stopped")
     cd.ctr("task", "delete", "web", timeout=30)
     cd.ctr("container", "rm", "web", timeout=30)
-    wait_for(lambda: port_is_free(hp1) and port_is_free(hp2), 10, "ports free after delete")
 
 
 if __name__ == "__main__":
