@@ -7,6 +7,8 @@
 #   make demo       run a container in its own VM through containerd
 #   make test       all tests (unit under ASan/UBSan, fuzz smoke, e2e)
 #   make bench      benchmarks (print figures, never fail on time)
+#   make soak       RUNM_SOAK_RUNS (1000) containers one after another, then
+#                   RUNM_SOAK_CONCURRENT (20) at once; fails on anything left behind
 #   make fuzz       long fuzz runs
 #   make deps       install missing Debian packages (idempotent)
 
@@ -160,6 +162,10 @@ fuzz: $(FUZZ_TARGETS)
 bench: deps all guest
 	bench/run
 
+# Not part of `make test` (a short one is: tests/e2e/test_soak.py).
+soak: deps all guest
+	BUILD=$(BUILD) tests/soak.py
+
 demo: deps all guest
 	tests/demo.py
 
@@ -179,6 +185,6 @@ format:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: FORCE all guest unit test fuzz bench demo install deps deps-check format clean
+.PHONY: FORCE all guest unit test fuzz bench soak demo install deps deps-check format clean
 .DELETE_ON_ERROR:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -37,7 +37,8 @@ import traceback
 __all__ = ["REPO", "BUILD", "BIN", "RUNM", "RUNC", "BUSYBOX_REF", "Containerd", "NetnsContainerd",
            "CmdError", "import_busybox", "busybox_tarball", "image_tarball", "bridge_conflist", "ip", "netns_path",
            "wait_for", "run", "leaks", "assert_no_leaks",
-           "kill_leftovers", "test", "main", "log", "free_port", "port_is_free", "proc_mem_kib", "settled", "env_test"]
+           "kill_leftovers", "test", "main", "log", "free_port", "port_is_free", "proc_mem_kib", "settled", "env_test",
+           "shim_state_dir", "runm_temp_leftovers", "mem_available_kib"]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(REPO, os.environ.get("BUILD", "build"))
@@ -177,12 +178,15 @@ class Containerd:
     snapshotter, config, log_path, proc (Popen). Bundles live under
     bundle_root() = state/io.containerd.runtime.v2.task/NAMESPACE/<id>.
     Subclasses may change disabled_plugins (e.g. to enable CRI).
+    private_state_root: the shims get RUNM_STATE_ROOT=tmp/runm (their own
+    templates and verdicts, checked by leaks for runm's temp files).
     """
     disabled_plugins = DISABLED_PLUGINS
 
     def __init__(self, namespace="runm-test", debug=True, extra_config="", env=None,
-                 start_timeout=30, base="/tmp"):
+                 start_timeout=30, base="/tmp", private_state_root=False):
         self.base = base  # parent of the temp dir (socket paths must stay short)
+        self.private_state_root = private_state_root
         self.namespace = namespace
         self.debug = debug
         self.extra_config = extra_config
@@ -201,10 +205,15 @@ class Containerd:
         self.root = os.path.join(self.tmp, "r")
         self.state = os.path.join(self.tmp, "s")
         self.address = os.path.join(self.tmp, "c.sock")
+        self.fifo_dir = os.path.join(self.tmp, "fifo")  # for `ctr run --fifo-dir` (checked by leaks)
         self.config = os.path.join(self.tmp, "config.toml")
         self.log_path = os.path.join(self.tmp, "containerd.log")
         os.makedirs(self.root)
         os.makedirs(self.state)
+        if self.private_state_root:
+            # runm's verdicts and templates (RUNM_STATE_ROOT) of this
+            # containerd's shims alone, under tmp
+            self.extra_env["RUNM_STATE_ROOT"] = os.path.join(self.tmp, "runm")
         with open(self.config, "w") as f:
             f.write(CONFIG.format(root=self.root, state=self.state, sock=self.address,
                                   tmp=self.tmp, level="debug" if self.debug else "info",
@@ -222,6 +231,17 @@ class Containerd:
 
     def start(self):
         self._setup()
+        return self._launch()
+
+    def restart(self, check=True):
+        """Stop containerd (SIGTERM: its shims and their VMs live on) and
+        start it again on the same root, state, socket and config, as after
+        an upgrade or a crash of the daemon. With check, fail on a panic
+        in its log."""
+        self.stop(check=check)
+        return self._launch()
+
+    def _launch(self):
         self._logf = open(self.log_path, "ab")
         t0 = time.monotonic()
         # Same process group as the test: the runner's timeout kill takes it too.
@@ -630,14 +650,71 @@ def shim_state_dir(bundle):
     return os.path.join("/run/runm/shim", hashlib.sha256(bundle.encode()).hexdigest()[:20])
 
 
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+# runm's temp names, each with the pid of its writer: a template being saved
+# (<root>/templates/.tmp-<key>-<pid>), one being dropped (<key>.bad-<pid>),
+# a file written atomically (<name>.<pid>.tmp: verdicts, bundle files).
+_RUNM_TEMP = re.compile(r"^(?:\.tmp-[0-9a-f]{16}-(\d+)|[0-9a-f]{16}\.bad-(\d+)|.+\.(\d+)\.tmp)$")
+
+
+def runm_temp_leftovers(state_root):
+    """Temp files and dirs of runm under state_root (its verdicts) and
+    state_root/templates whose writer is dead: a crash's leftovers."""
+    res = []
+    for d in (state_root, os.path.join(state_root, "templates")):
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for n in names:
+            m = _RUNM_TEMP.match(n)
+            if m and not _pid_alive(int(next(g for g in m.groups() if g))):
+                res.append(os.path.join(d, n))
+    return sorted(res)
+
+
+def _special_files(top):
+    """FIFOs and unix sockets under top."""
+    import stat
+    res = []
+    for root, _, files in os.walk(top):
+        for n in files:
+            p = os.path.join(root, n)
+            try:
+                m = os.lstat(p).st_mode
+            except OSError:
+                continue
+            if stat.S_ISFIFO(m) or stat.S_ISSOCK(m):
+                res.append(p)
+    return res
+
+
 def leaks(cd=None, ids=()):
     """Human-readable leftovers: runm VMs (qemu-system) and shims of cd (or of
     anyone if cd is None), mounts under cd.tmp, entries left in the bundle dir,
-    and shim sockets /run/containerd/s/<hash> for the container ids given."""
+    FIFOs and sockets in containerd's state dir and in cd.fifo_dir, runm's
+    temp files of dead writers under a private RUNM_STATE_ROOT of cd's, and,
+    for the container ids given, shim sockets /run/containerd/s/<hash> and the
+    shims' state dirs /run/runm/shim/<hash> (with their mounts)."""
     res = ["%s process pid %d still running: %s" % (k, pid, c[:300])
            for pid, k, c in _stray_procs(cd)]
     if cd is not None:
         res += ["mount left: %s" % m for m in _mounts_under(cd.tmp)]
+        # (not cd.root: the snapshots there hold what containers made)
+        for top in (cd.state, getattr(cd, "fifo_dir", None)):
+            if top:
+                res += ["fifo or socket left: %s" % p for p in _special_files(top)]
+        if cd.extra_env.get("RUNM_STATE_ROOT"):
+            res += ["runm temp file left: %s" % p for p in runm_temp_leftovers(cd.extra_env["RUNM_STATE_ROOT"])]
         br = cd.bundle_root()
         if os.path.isdir(br):
             for cid in sorted(os.listdir(br)):
@@ -865,6 +942,15 @@ def proc_mem_kib(pid):
             if k in res:
                 res[k] = int(v.split()[0])
     return res
+
+
+def mem_available_kib():
+    """The host's MemAvailable (KiB)."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1])
+    raise OSError("no MemAvailable in /proc/meminfo")
 
 
 def settled(measure, tolerance_kib, interval, timeout=30):
