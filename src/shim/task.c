@@ -19,6 +19,7 @@
 #include "engine/create.h"
 #include "engine/sandbox.h"
 #include "engine/spec.h"
+#include "engine/stage.h"
 #include "proto/pb.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
@@ -175,6 +176,25 @@ static int join_pod(struct task_service *t, struct container *c, runm_error_t *e
 
 /* ---------------------------------------------------------------- handlers */
 
+/* The container's state dir, new and empty. One that exists is named after
+ * this bundle, so it is no live container's: what a shim that died without
+ * its delete left (a crash; a host gone down with a /run that persists).
+ * Its shared dir, and any bind still in it, would fail the VM's start. */
+static int fresh_state_dir(const struct container *c, runm_error_t *err)
+{
+	if (mkdir(c->state_dir, 0700) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return runm_error_make(err, errno, "mkdir `%s`", c->state_dir);
+	log_warn("%s: state dir `%s` left by an earlier shim: removed", c->id, c->state_dir);
+	stage_release_all(c->state_dir);
+	if (rm_rf(c->state_dir, err) < 0)
+		return -1;
+	if (mkdir(c->state_dir, 0700) < 0)
+		return runm_error_make(err, errno, "mkdir `%s`", c->state_dir);
+	return 0;
+}
+
 static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len, void *ctx)
 {
 	struct task_service *t = ctx;
@@ -225,10 +245,8 @@ static void h_create(struct ttrpc_stream *s, const uint8_t *payload, size_t len,
 		goto fail;
 	if (mkdir_p(PATHS_STATE_ROOT, 0700, &err) < 0)
 		goto fail;
-	if (mkdir(c->state_dir, 0700) < 0 && errno != EEXIST) {
-		runm_error_make(&err, errno, "mkdir `%s`", c->state_dir);
+	if (fresh_state_dir(c, &err) < 0)
 		goto fail;
-	}
 	if (c->spec.pod_sandbox) {
 		c->create_stream = s;
 		if (join_pod(t, c, &err) < 0) {
@@ -277,8 +295,14 @@ static void on_agent_wait(void *data, int code, const char *msg, const uint8_t *
 		return;
 	if (code != TTRPC_OK) {
 		/* The VM (or its channel) went away under the process: as if SIGKILLed. */
-		if (!c->vm_dead)
-			log_warn("%s: agent Wait for `%s`: %s", c->id, p->exec_id, msg ? msg : "failed");
+		if (!c->vm_dead) {
+			/* Seen before the VMM's exit, which a delete may then
+			 * forestall (container_on_vm_exit never runs): what the
+			 * console says (a guest panic) goes with this one. */
+			cleanup_free char *tail = c->sb ? sandbox_console_tail(c->sb) : NULL;
+			log_warn("%s: agent Wait for `%s`: %s%s%s", c->id, p->exec_id, msg ? msg : "failed",
+				 tail && tail[0] ? "; guest console ends with:\n" : "", tail ? tail : "");
+		}
 		process_exited(p, 128 + SIGKILL, now_real_ns());
 		return;
 	}

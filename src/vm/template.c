@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -92,6 +93,50 @@ int vm_template_describe(const struct vm_config *cfg, const char *accel, char **
 	return 0;
 }
 
+/* The pid in a temp name of save (.tmp-<key>-<pid>) or drop (<key>.bad-<pid>),
+ * or 0 if name is neither. */
+static pid_t temp_writer(const char *name)
+{
+	const char *p = NULL;
+	char *end;
+	long pid;
+
+	if (strncmp(name, ".tmp-", 5) == 0 && strlen(name) > 5 + 16 + 1 && name[5 + 16] == '-')
+		p = name + 5 + 16 + 1;
+	else if (strlen(name) > 16 + 5 && strncmp(name + 16, ".bad-", 5) == 0)
+		p = name + 16 + 5;
+	if (p == NULL || *p < '1' || *p > '9')
+		return 0;
+	errno = 0;
+	pid = strtol(p, &end, 10);
+	return *end == '\0' && errno == 0 && pid > 0 && pid <= INT32_MAX ? (pid_t)pid : 0;
+}
+
+/* Remove what a save or a drop left when its process died (a crashed shim,
+ * a host that went down: the root survives a reboot unless it is a tmpfs):
+ * nothing else ever would, and each is a whole snapshot. One of a live
+ * process is being written or removed now. */
+static void sweep_dead(const char *root)
+{
+	DIR *d = opendir(root);
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		pid_t pid = temp_writer(e->d_name);
+		cleanup_free char *path = NULL;
+		cleanup_error runm_error_t err = NULL;
+		if (pid == 0 || kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		path = xasprintf("%s/%s", root, e->d_name);
+		log_info("template %s: left by dead process %d, removed", path, (int)pid);
+		if (rm_rf(path, &err) < 0)
+			log_warn("%s", runm_error_msg(err));
+	}
+	closedir(d);
+}
+
 void vm_template_prepare(struct vm *vm, const struct vm_config *cfg)
 {
 	cleanup_error runm_error_t err = NULL;
@@ -104,6 +149,7 @@ void vm_template_prepare(struct vm *vm, const struct vm_config *cfg)
 		return;
 	}
 	root = vm_template_root();
+	sweep_dead(root);
 	vm->tpl_dir = xasprintf("%s/%s", root, key);
 	vm->tpl_desc = steal_ptr(&desc);
 	snap = xasprintf("%s/" TEMPLATE_SNAPSHOT, vm->tpl_dir);
