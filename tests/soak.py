@@ -42,22 +42,26 @@ class RssSampler:
         self.cd = cd
         self.interval = interval
         self.peak_rss = self.peak_anon = self.peak_procs = 0
+        self.peak_kinds = {}  # {kind: count} when the most were running
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self):
-        rss = anon = n = 0
-        for pid, _, _ in lib._stray_procs(self.cd):
+        rss = anon = 0
+        kinds = {}
+        for pid, kind, _ in lib._stray_procs(self.cd):
             try:
                 m = lib.proc_mem_kib(pid)
             except OSError:  # gone meanwhile
                 continue
             rss += m["Rss"]
             anon += m["Anonymous"]
-            n += 1
+            kinds[kind] = kinds.get(kind, 0) + 1
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_anon = max(self.peak_anon, anon)
-        self.peak_procs = max(self.peak_procs, n)
+        if sum(kinds.values()) > self.peak_procs:
+            self.peak_procs = sum(kinds.values())
+            self.peak_kinds = kinds
 
     def _run(self):
         while not self._stop.wait(self.interval):
@@ -145,7 +149,8 @@ def soak(cd, img, runs, n_concurrent, prefix=""):
         finally:
             started = [c for c in cc_ids if c in cd.tasks()]
             kill_and_delete(cd, started)
-    figures.update(peak_rss_kib=rss.peak_rss, peak_anon_kib=rss.peak_anon, peak_procs=rss.peak_procs)
+    figures.update(peak_rss_kib=rss.peak_rss, peak_anon_kib=rss.peak_anon, peak_procs=rss.peak_procs,
+                   peak_kinds=rss.peak_kinds)
 
     # Teardown is asynchronous (a shim exits after its last delete).
     lib.assert_no_leaks(cd, ids=ids, timeout=30)
@@ -171,8 +176,9 @@ def report(f):
                                     f["max"] * 1000))
     if f["concurrent"]:
         out.append("  concurrent: %d started and running in %.1f s" % (f["concurrent"], f["concurrent_start"]))
-    out.append("  peak host memory of runm's processes (shims + VMMs + passt, %d at most): RSS %.0f MiB, "
-               "anonymous %.0f MiB" % (f["peak_procs"], f["peak_rss_kib"] / 1024, f["peak_anon_kib"] / 1024))
+    out.append("  peak host memory of runm's processes (shims + VMMs + passt; at most %s): RSS %.0f MiB, "
+               "anonymous %.0f MiB" % (" + ".join("%d %s" % (n, k) for k, n in sorted(f["peak_kinds"].items())),
+                                       f["peak_rss_kib"] / 1024, f["peak_anon_kib"] / 1024))
     out.append("  MemAvailable: %.0f MiB before, %.0f MiB after (%+.1f%%)" % (
         f["mem0_kib"] / 1024, f["mem1_kib"] / 1024, 100.0 * (f["mem1_kib"] - f["mem0_kib"]) / f["mem0_kib"]))
     out.append("  leftovers: none (processes, mounts, FIFOs, sockets, bundles, state dirs, temp files)")

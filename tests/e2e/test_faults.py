@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import *  # noqa: E402,F401,F403
@@ -62,8 +63,23 @@ def containerd_restart_keeps_task(cd):
     assert r.stdout == "up\n", r
     r = cd.ctr("task", "exec", "--exec-id", "st", "cr1", "sh", "-c", "exit 3", check=False, timeout=60)
     assert r.returncode == 3, r
-    cd.ctr("task", "kill", "cr1", timeout=30)  # SIGTERM
-    wait_for(lambda: cd.tasks().get("cr1") == "STOPPED", 30, "task cr1 stopped")
+    # the shim's events reach the new containerd (its publisher reconnects)
+    evlog = os.path.join(cd.tmp, "events.log")
+    with open(evlog, "w") as f:
+        events = subprocess.Popen(["ctr", "--address", cd.address, "events"], stdout=f,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=cd.env())
+    try:
+        # subscribed once it sees one: the exec's
+        wait_for(lambda: cd.ctr("task", "exec", "--exec-id", "ev%d" % time.monotonic_ns(), "cr1", "true",
+                                timeout=60) and "/tasks/exec-started" in open(evlog).read(), 60,
+                 "ctr events to see an exec")
+        cd.ctr("task", "kill", "cr1", timeout=30)  # SIGTERM
+        wait_for(lambda: cd.tasks().get("cr1") == "STOPPED", 30, "task cr1 stopped")
+        wait_for(lambda: any("/tasks/exit" in line and "cr1" in line for line in open(evlog)), 30,
+                 "the exit event of cr1")
+    finally:
+        events.kill()
+        events.wait()
     r = cd.ctr("task", "delete", "cr1", timeout=30)
     assert "exit code 7" in r.stderr, r
     cd.ctr("container", "rm", "cr1", timeout=30)
