@@ -1,7 +1,9 @@
 /* Unit tests of src/vm/template.c: what a VM template's key covers (the
  * configuration a migration must match) and what it leaves out (what
- * differs per VM and is not in the migration stream). */
+ * differs per VM and is not in the migration stream), and the sweep of what
+ * dead processes left in the template root. */
 #include "vm/vm.h"
+#include "vm/vm-backend.h"
 #include "common/util.h"
 #include "harness.h"
 
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct fixture {
@@ -120,5 +123,57 @@ TEST(template_key_leaves_out_what_differs_per_vm)
 	runm_error_release(&err);
 	CHECK(vm_template_describe(&f.cfg, "tcg", &desc, &key, &err) < 0);
 	CHECK_EQ_INT(err->status, ENOENT);
+	fixture_release(&f);
+}
+
+/* root/name/snapshot: true if made. */
+static bool make_dir_with_file(const char *root, const char *name)
+{
+	cleanup_free char *d = xasprintf("%s/%s", root, name), *f = xasprintf("%s/snapshot", d);
+	return mkdir(d, 0700) == 0 && write_file_atomic(f, "s", 1, 0600, NULL) == 0;
+}
+
+static bool exists_in(const char *root, const char *name)
+{
+	cleanup_free char *d = xasprintf("%s/%s", root, name);
+	return access(d, F_OK) == 0;
+}
+
+TEST(template_prepare_sweeps_what_dead_processes_left)
+{
+	struct fixture f;
+	struct vm vm = { .accel = "tcg" };
+	cleanup_free char *root = NULL, *tmp_dead = NULL, *bad_dead = NULL, *tmp_live = NULL, *bad_live = NULL;
+	pid_t dead = fork();
+
+	if (dead == 0)
+		_exit(0);
+	CHECK(dead > 0 && waitpid(dead, NULL, 0) == dead);
+	fixture_init(&f);
+	root = xasprintf("%s/templates", f.dir);
+	CHECK(mkdir(root, 0700) == 0);
+	tmp_dead = xasprintf(".tmp-0123456789abcdef-%d", (int)dead);
+	bad_dead = xasprintf("0123456789abcdef.bad-%d", (int)dead);
+	tmp_live = xasprintf(".tmp-0123456789abcdef-%d", (int)getpid()); /* a save under way */
+	bad_live = xasprintf("0123456789abcdef.bad-%d", (int)getpid());
+	CHECK(make_dir_with_file(root, tmp_dead));
+	CHECK(make_dir_with_file(root, bad_dead));
+	CHECK(make_dir_with_file(root, tmp_live));
+	CHECK(make_dir_with_file(root, bad_live));
+	CHECK(make_dir_with_file(root, "0123456789abcdef"));      /* a template */
+	CHECK(make_dir_with_file(root, ".tmp-0123456789abcdef-x")); /* not runm's name: left alone */
+	setenv("RUNM_TEMPLATE_DIR", root, 1);
+	vm_template_prepare(&vm, &f.cfg);
+	unsetenv("RUNM_TEMPLATE_DIR");
+	CHECK(!exists_in(root, tmp_dead));
+	CHECK(!exists_in(root, bad_dead));
+	CHECK(exists_in(root, tmp_live));
+	CHECK(exists_in(root, bad_live));
+	CHECK(exists_in(root, "0123456789abcdef"));
+	CHECK(exists_in(root, ".tmp-0123456789abcdef-x"));
+	CHECK(vm.tpl_wanted); /* no template for this VM's key: a cold boot that saves one */
+	free(vm.tpl_dir);
+	free(vm.tpl_desc);
+	free(vm.restore_path);
 	fixture_release(&f);
 }
