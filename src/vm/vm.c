@@ -262,10 +262,12 @@ int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err)
 	}
 	vm->state_dir = xstrdup(cfg->state_dir);
 	vm->console_path = xasprintf("%s/" VM_CONSOLE_LOG, cfg->state_dir);
+	vm->console_old_path = xasprintf("%s/" VM_CONSOLE_LOG_OLD, cfg->state_dir);
 	vm->vmm_log_path = xasprintf("%s/" VM_VMM_LOG, cfg->state_dir);
 	vm->pid = -1;
 	vm->pidfd = -1;
 	vm->chan_fd = -1;
+	vm->console_fd = -1;
 	vm->net_pid = -1;
 	vm->net_pidfd = -1;
 	vm->net_fd = -1;
@@ -568,6 +570,16 @@ int vm_take_channel_fd(struct vm *vm)
 	return steal_fd(&vm->chan_fd);
 }
 
+int vm_console_fd(const struct vm *vm)
+{
+	return vm->console_fd;
+}
+
+const char *vm_console_path(const struct vm *vm)
+{
+	return vm->console_path;
+}
+
 pid_t vm_pid(const struct vm *vm)
 {
 	return vm->pid;
@@ -624,6 +636,15 @@ char *vm_console_tail(const struct vm *vm, size_t max)
 	while (vlen > 0 && vmm[vlen - 1] == '\n')
 		vmm[--vlen] = '\0';
 	con = vm_file_tail(vm->console_path, max - vlen);
+	/* Just rotated: the rest of the budget from the log before. */
+	if (strlen(con) < max - vlen) {
+		cleanup_free char *old = vm_file_tail(vm->console_old_path, max - vlen - strlen(con));
+		if (old[0]) {
+			char *both = xasprintf("%s%s", old, con);
+			free(con);
+			con = both;
+		}
+	}
 	if (vlen == 0)
 		return steal_ptr(&con);
 	return xasprintf("%s%s[%s: %s]", con, con[0] && con[strlen(con) - 1] != '\n' ? "\n" : "", vm->ops->name,
@@ -643,13 +664,16 @@ void vm_free(struct vm *vm)
 	if (vm->ops && vm->ops->release)
 		vm->ops->release(vm);
 	close_and_reset(&vm->chan_fd);
+	close_and_reset(&vm->console_fd);
 	close_and_reset(&vm->pidfd);
 	unlink(vm->console_path);
+	unlink(vm->console_old_path);
 	unlink(vm->vmm_log_path);
 	if (vm->net_log_path)
 		unlink(vm->net_log_path);
 	free(vm->net_log_path);
 	free(vm->console_path);
+	free(vm->console_old_path);
 	free(vm->vmm_log_path);
 	free(vm->state_dir);
 	free(vm->verdict_dir);
@@ -670,6 +694,6 @@ bool vm_is_ours(pid_t pid, const char *state_dir)
 	for (size_t i = 0; i + 1 < len; i++)
 		if (cmd[i] == '\0')
 			cmd[i] = ' ';
-	/* The console log under state_dir is on every VMM's command line. */
+	/* state_dir is on every VMM's command line (qemu.c: -name). */
 	return (strstr(cmd, "qemu") != NULL || strstr(cmd, "vfkit") != NULL) && strstr(cmd, state_dir) != NULL;
 }

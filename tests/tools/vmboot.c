@@ -11,6 +11,7 @@
  * command line. Prints one line per boot and a summary (median, min, max). */
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/console.h"
 #include "ttrpc/ttrpc.h"
 #include "vm/vm.h"
 
@@ -30,9 +31,22 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Nothing reads the console socket during a boot (a quiet kernel: its
+ * backlog holds it all): copy what waits there to the log first. */
 static void print_tail(struct vm *vm)
 {
-	cleanup_free char *tail = vm_console_tail(vm, 3000);
+	cleanup_free char *tail = NULL;
+	struct console_log *l = NULL;
+	char buf[4096];
+	ssize_t n;
+
+	if (console_log_open(vm_console_path(vm), 0, &l, NULL) == 0) {
+		set_nonblock(vm_console_fd(vm), 1);
+		while ((n = read(vm_console_fd(vm), buf, sizeof(buf))) > 0)
+			console_log_write(l, buf, (size_t)n, NULL);
+		console_log_close(l);
+	}
+	tail = vm_console_tail(vm, 3000);
 	fprintf(stderr, "---- guest console (tail) ----\n%s\n------------------------------\n", tail);
 }
 
