@@ -103,16 +103,24 @@ void console_log_close(struct console_log *l)
 	free(l);
 }
 
-struct console {
+/* An fd and its log. */
+struct console_src {
 	int fd;
 	struct loop_watch *w;
 	struct console_log *log;
+	char *buf; /* the console's */
+};
+
+struct console {
+	struct loop *loop;
+	struct console_src src[2]; /* the guest console, the VMM's output */
+	size_t n;
 	char *buf;
 };
 
 /* Read once; false when there is no more to read now (EAGAIN) or ever (EOF:
  * the VMM exited; an error). */
-static bool read_once(struct console *c)
+static bool read_once(struct console_src *c)
 {
 	ssize_t n = read(c->fd, c->buf, CONSOLE_READ_CHUNK);
 
@@ -145,19 +153,31 @@ static void on_console(struct loop *l, int fd, uint32_t events, void *data)
 	read_once(data);
 }
 
+int console_add(struct console *c, int fd, const char *path, runm_error_t *err)
+{
+	struct console_src *s;
+
+	if (c->n == ARRAY_SIZE(c->src))
+		return runm_error_make(err, ENOSPC, "console: at most %zu logs", ARRAY_SIZE(c->src));
+	s = &c->src[c->n];
+	if (console_log_open(path, CONSOLE_LOG_MAX, &s->log, err) < 0)
+		return -1;
+	s->fd = fd;
+	s->buf = c->buf;
+	c->n++;
+	set_nonblock(fd, 1);
+	s->w = loop_watch_fd(c->loop, fd, EPOLLIN, on_console, s, err);
+	return s->w ? 0 : -1;
+}
+
 int console_start(struct loop *loop, int fd, const char *path, struct console **out, runm_error_t *err)
 {
 	struct console *c = xzalloc(sizeof(*c));
 
-	c->fd = fd;
-	if (console_log_open(path, CONSOLE_LOG_MAX, &c->log, err) < 0) {
-		free(c);
-		return -1;
-	}
+	c->loop = loop;
+	/* One buffer for all: reads are never nested. */
 	c->buf = xmalloc(CONSOLE_READ_CHUNK);
-	set_nonblock(fd, 1);
-	c->w = loop_watch_fd(loop, fd, EPOLLIN, on_console, c, err);
-	if (c->w == NULL) {
+	if (console_add(c, fd, path, err) < 0) {
 		console_free(c);
 		return -1;
 	}
@@ -169,16 +189,19 @@ void console_drain(struct console *c)
 {
 	if (c == NULL)
 		return;
-	for (size_t i = 0; i < CONSOLE_DRAIN_MAX / CONSOLE_READ_CHUNK && c->w && read_once(c); i++)
-		;
+	for (size_t k = 0; k < c->n; k++)
+		for (size_t i = 0; i < CONSOLE_DRAIN_MAX / CONSOLE_READ_CHUNK && c->src[k].w && read_once(&c->src[k]); i++)
+			;
 }
 
 void console_free(struct console *c)
 {
 	if (c == NULL)
 		return;
-	loop_unwatch(c->w);
-	console_log_close(c->log);
+	for (size_t k = 0; k < c->n; k++) {
+		loop_unwatch(c->src[k].w);
+		console_log_close(c->src[k].log);
+	}
 	free(c->buf);
 	free(c);
 }

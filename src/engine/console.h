@@ -1,4 +1,5 @@
-/* console.h - the host side of a VM's serial console: the VMM writes the
+/* console.h - the host side of a VM's serial console (and of the VMM's own
+ * output, the same way: vm_vmm_log_fd, vmm.log): the VMM writes the
  * guest's console to a socket (vm_console_fd), read from the loop and kept
  * in a log that never grows past CONSOLE_LOG_MAX bytes. A guest kernel, or a
  * privileged container writing to /dev/kmsg or the UART, can write all it
@@ -42,6 +43,9 @@ struct console;
 /* Read fd (the VMM's console socket; not owned, must outlive the console)
  * from loop into the capped log at path. fd is made non-blocking. */
 int console_start(struct loop *loop, int fd, const char *path, struct console **out, runm_error_t *err);
+/* One more fd into a capped log of its own, read, drained and freed with c
+ * (the VMM's stdout and stderr, vm_vmm_log_fd). At most one. */
+int console_add(struct console *c, int fd, const char *path, runm_error_t *err);
 /* Read what is waiting in the socket now, without the loop (bounded): before
  * the log is shown in an error message, when the VMM has just exited. */
 void console_drain(struct console *c);

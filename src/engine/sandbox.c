@@ -213,10 +213,11 @@ static void fail_boot(struct sandbox *sb, runm_error_t *err, bool timed_out)
 	sandbox_ready_fn cb = sb->ready_cb;
 	cleanup_free char *tail = NULL;
 
+	/* The VMM's last words, read before anyone looks (vm_kvm_fallback too). */
+	console_drain(sb->console);
 	if (!sb->ready && (retry_cold(sb, err) || retry_under_tcg(sb, timed_out)))
 		return;
 	cb = sb->ready_cb;
-	console_drain(sb->console);
 	tail = vm_console_tail(sb->vm, 2000);
 
 	sb->ready_cb = NULL;
@@ -436,7 +437,8 @@ static int boot(struct sandbox *sb, runm_error_t *err)
 	if (vm_start(&sb->vc, &sb->vm, err) < 0)
 		return -1;
 	sb->restored = vm_restored(sb->vm);
-	if (console_start(sb->loop, vm_console_fd(sb->vm), vm_console_path(sb->vm), &sb->console, err) < 0)
+	if (console_start(sb->loop, vm_console_fd(sb->vm), vm_console_path(sb->vm), &sb->console, err) < 0 ||
+	    console_add(sb->console, vm_vmm_log_fd(sb->vm), vm_vmm_log_path(sb->vm), err) < 0)
 		return -1;
 	sb->chan = vm_take_channel_fd(sb->vm);
 	set_nonblock(sb->chan, 1);

@@ -15,7 +15,7 @@
 /* Files every backend creates in state_dir (vm_free removes them). */
 #define VM_CONSOLE_LOG "console.log" /* the guest's console, written by the caller (vm_console_fd) */
 #define VM_CONSOLE_LOG_OLD "console.log.1" /* ... its part before the last rotation */
-#define VM_VMM_LOG "vmm.log"         /* the VMM's own stdout and stderr */
+#define VM_VMM_LOG "vmm.log"         /* the VMM's own stdout and stderr, written by the caller (vm_vmm_log_fd) */
 
 struct vm_backend;
 
@@ -29,6 +29,7 @@ struct vm {
 	int pidfd;
 	int chan_fd; /* host end of the agent channel, -1 once taken */
 	int console_fd; /* host end of the guest console */
+	int vmm_log_fd; /* read end of the VMM's stdout and stderr */
 	int netns_fd; /* > 0: network namespace the VMM joins (vm_config's, not owned) */
 	bool reaped;
 	int wstatus; /* valid once reaped */
@@ -81,7 +82,7 @@ struct vm_backend {
 extern const struct vm_backend vm_qemu_backend;
 
 /* Spawn argv[0] (an absolute path) as the VMM: own process group, SIGKILL on
- * parent death, stdin /dev/null, stdout/stderr to vm->vmm_log_path, default
+ * parent death, stdin /dev/null, stdout/stderr to a pipe (vm->vmm_log_fd), default
  * signal mask and dispositions, and no fd but pass_fds[i], which the child
  * sees as fd 3 + i; in vm->netns_fd's network namespace if set. Sets vm->pid and vm->pidfd. Returns once exec succeeded. */
 int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, runm_error_t *err);

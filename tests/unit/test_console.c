@@ -208,3 +208,38 @@ TEST(reader_stays_bounded_under_a_flood_and_stops_at_eof)
 	loop_free(loop);
 	rm_rf(dir, NULL);
 }
+
+TEST(second_source_has_its_own_log)
+{
+	cleanup_free char *dir = tmpdir();
+	cleanup_free char *con = xasprintf("%s/console.log", dir), *vmm = xasprintf("%s/vmm.log", dir);
+	cleanup_free char *s = NULL;
+	struct loop *loop = NULL;
+	struct console *c = NULL;
+	int a[2], b[2];
+	size_t len = 0;
+
+	CHECK(loop_new(&loop, NULL) == 0);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) == 0);
+	CHECK(pipe2(b, O_CLOEXEC) == 0);
+	CHECK(console_start(loop, a[0], con, &c, NULL) == 0);
+	CHECK(console_add(c, b[0], vmm, NULL) == 0);
+	/* At most two: a third is refused, nothing leaks. */
+	CHECK(console_add(c, b[0], vmm, NULL) < 0);
+	CHECK(write(a[1], "guest\n", 6) == 6);
+	CHECK(write(b[1], "qemu: oops\n", 11) == 11);
+	/* The VMM exited: its output is still read, before anyone looks. */
+	close(b[1]);
+	console_drain(c);
+	s = slurp(vmm, &len);
+	CHECK_STR(s, "qemu: oops\n");
+	free(s);
+	s = slurp(con, &len);
+	CHECK_STR(s, "guest\n");
+	console_free(c);
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	loop_free(loop);
+	rm_rf(dir, NULL);
+}
