@@ -19,7 +19,7 @@ import termios
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import RUNM, import_busybox, log, proc_mem_kib, test, wait_for  # noqa: E402
+from lib import BUILD, RUNM, import_busybox, log, proc_mem_kib, test, wait_for  # noqa: E402
 from bundle import ROOT, Bundle, cli_test, config, runm, runm_popen  # noqa: E402
 
 CAP = 1 << 20  # CONSOLE_LOG_MAX
@@ -123,6 +123,23 @@ def console_flood_stays_under_the_cap():
         runm("kill", "flood1", "KILL")
         runm("delete", "--force", "flood1", timeout=60)
     assert not os.path.exists(log_path) and not os.path.exists(old_path)
+
+
+@cli_test
+def vmm_output_still_reaches_error_messages():
+    """QEMU's stderr is a pipe now (vmm.log, capped like the console): what
+    it says before dying must still be in runm's error."""
+    with Bundle(["true"]) as b:
+        bogus = os.path.join(b.path, "not-a-kernel")
+        with open(bogus, "wb") as f:
+            f.write(b"\0" * 4096)
+        env = dict(os.environ, RUNM_KERNEL=bogus, RUNM_WARM_START="0",
+                   RUNM_INITRD=os.path.join(BUILD, "guest", "x86_64", "initrd.img"))
+        r = runm("run", "--bundle", b.path, "badvmm", check=False, timeout=120, env=env)
+        log("runm's error: %s" % r.stderr.strip().replace("\n", " | ")[-300:])
+        assert r.returncode != 0, r
+        assert "[qemu: qemu: " in r.stderr and "kernel" in r.stderr, r.stderr
+        runm("delete", "--force", "badvmm", check=False, timeout=60)
 
 
 def pipe_fill(fd):
