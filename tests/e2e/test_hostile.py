@@ -12,9 +12,11 @@ be killed and deleted. The RSS figures are printed (`# rss ...`) to quote."""
 import fcntl
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import time
 
@@ -140,6 +142,28 @@ def vmm_output_still_reaches_error_messages():
         assert r.returncode != 0, r
         assert "[qemu: qemu: " in r.stderr and "kernel" in r.stderr, r.stderr
         runm("delete", "--force", "badvmm", check=False, timeout=60)
+
+
+@cli_test
+def console_of_a_restored_vm():
+    """The console chardev is a socket in the template's VM and in the VM
+    restored from it: the restored guest's console reaches its own log."""
+    tpl = tempfile.mkdtemp(prefix="runm-tpl-")
+    env = dict(os.environ, RUNM_TEMPLATE_DIR=tpl, RUNM_WARM_START="1", RUNM_DEBUG="1")
+    marker = "console after restore %d" % os.getpid()
+    try:
+        with uart_bundle("echo '%s' >/dev/ttyS0; sleep 600" % marker) as b, open(os.devnull, "wb") as null:
+            for cid in ("tpl1", "tpl2"):
+                with open(os.path.join(tpl, cid + ".err"), "wb") as f:
+                    runm("run", "--detach", "--bundle", b.path, cid, stdout=null, stderr=f, env=env, timeout=180)
+                with open(os.path.join(tpl, cid + ".err")) as f:
+                    how = f.read()
+                path = os.path.join(ROOT, cid, "console.log")
+                wait_for(lambda: marker.encode() in open(path, "rb").read(), 60, "marker in %s" % path)
+                runm("delete", "--force", cid, timeout=60)
+            assert "saved in" not in how and "(restored from a template)" in how, how
+    finally:
+        shutil.rmtree(tpl, ignore_errors=True)
 
 
 def pipe_fill(fd):
