@@ -25,7 +25,7 @@ struct sandbox {
 	char *id;
 	char *state_dir;
 	struct vm *vm;
-	struct console *console; /* the guest console, into its bounded log */
+	struct console *console; /* the guest console and the VMM's output, into bounded logs */
 	struct ttrpc_conn *conn;
 	int chan;                /* channel fd until the hello arrived, then owned by conn */
 	struct loop_watch *w_chan, *w_vmm;

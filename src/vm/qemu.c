@@ -203,10 +203,11 @@ static const char *machine(const char *accel)
 
 /* key: the command line of a template's key (template.c): what differs per
  * VM and is not in the migration stream (the state dir and share paths, the
- * published ports) is left out. The console's chardev is a socket either
- * way (only the serial device's state is migrated, never its backend). A tap NIC can have one: its MAC is QEMU's
- * default in every VM (the agent sets the mirrored one, which reaches
- * virtio-net's filter through the guest driver), its fd number is fixed. */
+ * published ports) is left out; the console's socket is the template's and
+ * the restored VM's alike (only the serial device's state is migrated, not
+ * its chardev). A tap NIC can have one: its MAC is QEMU's default in every
+ * VM (the agent sets the mirrored one, which reaches virtio-net's filter
+ * through the guest driver), its fd number is fixed. */
 static int build_argv(const struct vm_config *cfg, const char *binary, const char *accel, const char *state_dir,
 		      const char *restore_path, bool key, char ***out, runm_error_t *err)
 {
@@ -580,10 +581,10 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 	qmp_vmm = sv[1];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return runm_error_make(err, errno, "socketpair for the console");
+	/* Not shut down for writing, though we never write: QEMU takes EOF
+	 * on a socket chardev for a disconnection and drops the console. */
 	con_host = sv[0];
 	con_vmm = sv[1];
-	/* Never shut down for writing although we write nothing: QEMU takes
-	 * EOF on a socket chardev for a disconnection and drops the console. */
 
 	/* The caller creates it afresh, but if the VMM fails before that, a
 	 * previous VM's console must not pass for this one's. */
