@@ -1,5 +1,6 @@
 /* sandbox.c - see sandbox.h. */
 #include "sandbox.h"
+#include "console.h"
 #include "dnsrelay.h"
 #include "netns.h"
 #include "sockproxy.h"
@@ -24,6 +25,7 @@ struct sandbox {
 	char *id;
 	char *state_dir;
 	struct vm *vm;
+	struct console *console; /* the guest console and the VMM's output, into bounded logs */
 	struct ttrpc_conn *conn;
 	int chan;                /* channel fd until the hello arrived, then owned by conn */
 	struct loop_watch *w_chan, *w_vmm;
@@ -159,6 +161,8 @@ static void abandon_boot(struct sandbox *sb)
 		ttrpc_conn_close(sb->conn);
 		sb->conn = NULL;
 	}
+	console_free(sb->console);
+	sb->console = NULL;
 	vm_free(sb->vm);
 	sb->vm = NULL;
 }
@@ -209,6 +213,8 @@ static void fail_boot(struct sandbox *sb, runm_error_t *err, bool timed_out)
 	sandbox_ready_fn cb = sb->ready_cb;
 	cleanup_free char *tail = NULL;
 
+	/* The VMM's last words, read before anyone looks (vm_kvm_fallback too). */
+	console_drain(sb->console);
 	if (!sb->ready && (retry_cold(sb, err) || retry_under_tcg(sb, timed_out)))
 		return;
 	cb = sb->ready_cb;
@@ -277,6 +283,7 @@ static void sandbox_destroy(struct sandbox *sb)
 		netns_unmirror(sb->netns_fd, sb->mirrored);
 	free(sb->mirrored);
 	close_and_reset(&sb->netns_fd);
+	console_free(sb->console);
 	vm_free(sb->vm);
 	/* After the VMM, which held them open. */
 	for (size_t i = strv_len(sb->bound); i-- > 0;)
@@ -430,6 +437,9 @@ static int boot(struct sandbox *sb, runm_error_t *err)
 	if (vm_start(&sb->vc, &sb->vm, err) < 0)
 		return -1;
 	sb->restored = vm_restored(sb->vm);
+	if (console_start(sb->loop, vm_console_fd(sb->vm), vm_console_path(sb->vm), &sb->console, err) < 0 ||
+	    console_add(sb->console, vm_vmm_log_fd(sb->vm), vm_vmm_log_path(sb->vm), err) < 0)
+		return -1;
 	sb->chan = vm_take_channel_fd(sb->vm);
 	set_nonblock(sb->chan, 1);
 	sb->w_vmm = loop_watch_fd(sb->loop, vm_pidfd(sb->vm), EPOLLIN, on_vmm_exit, sb, err);
@@ -727,6 +737,7 @@ const char *sandbox_guest_kernel(const struct sandbox *sb)
 
 char *sandbox_console_tail(const struct sandbox *sb)
 {
+	console_drain(sb->console);
 	return sb->vm ? vm_console_tail(sb->vm, 4000) : xstrdup("");
 }
 

@@ -2,7 +2,9 @@
  * accel kvm / hvf / tcg. The agent channel is a virtio-serial port whose
  * chardev is one end of a socketpair, QMP is another socketpair: no socket
  * file to create, race on or clean up, and both are connected before QEMU
- * even starts. The guest console goes to <state_dir>/console.log. */
+ * even starts. So is the guest console, whose host end the caller reads into
+ * a bounded log (vm_console_fd): a file chardev would let the guest fill the
+ * host's disk. */
 #include "vm-backend.h"
 #include "net.h"
 #include "ports.h"
@@ -32,6 +34,8 @@
 #define CHILD_FD_NET 5 /* the tap, or passt's socket */
 /* The snapshot a VM is restored from: the fd after the last one above. */
 #define CHILD_FD_INCOMING(has_net_fd) ((has_net_fd) ? 6 : 5)
+/* The console socket: the last one (after the snapshot, if any). */
+#define CHILD_FD_CONSOLE(has_net_fd, restore) (CHILD_FD_INCOMING(has_net_fd) + ((restore) ? 1 : 0))
 
 struct qemu_arch {
 	const char *binary;    /* qemu-system-<arch> */
@@ -198,18 +202,20 @@ static const char *machine(const char *accel)
 }
 
 /* key: the command line of a template's key (template.c): what differs per
- * VM and is not in the migration stream (the console and share paths, the
- * published ports) is left out. A tap NIC can have one: its MAC is QEMU's
- * default in every VM (the agent sets the mirrored one, which reaches
- * virtio-net's filter through the guest driver), its fd number is fixed. */
-static int build_argv(const struct vm_config *cfg, const char *binary, const char *accel, const char *console_path,
+ * VM and is not in the migration stream (the state dir and share paths, the
+ * published ports) is left out; the console's socket is the template's and
+ * the restored VM's alike (only the serial device's state is migrated, not
+ * its chardev). A tap NIC can have one: its MAC is QEMU's default in every
+ * VM (the agent sets the mirrored one, which reaches virtio-net's filter
+ * through the guest driver), its fd number is fixed. */
+static int build_argv(const struct vm_config *cfg, const char *binary, const char *accel, const char *state_dir,
 		      const char *restore_path, bool key, char ***out, runm_error_t *err)
 {
 	cleanup_strv char **argv = NULL;
 	const char *net = NULL;
 	cleanup_free char *append = NULL;
 	cleanup_free char *kernel = opt_escape(cfg->kernel), *initrd = opt_escape(cfg->initrd);
-	cleanup_free char *console = opt_escape(key ? "@console" : console_path);
+	cleanup_free char *name = opt_escape(key ? "@state" : state_dir);
 	const char *v = arch.virtio;
 
 	if (cfg->tap_fd <= 0 && cfg->network && vm_choose_net(cfg, &net, err) < 0)
@@ -217,8 +223,10 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 	append = kernel_cmdline(cfg, accel, net);
 
 	strv_push(&argv, binary);
+	/* The state dir on the command line: vm_is_ours (and a test's leak
+	 * check) tell this VM's VMM from any other by it. */
 	push(&argv, "-name");
-	push(&argv, "runm");
+	push(&argv, "runm:%s", name);
 	push(&argv, "-M");
 	push(&argv, "%s", machine(accel));
 	push(&argv, "-accel");
@@ -253,9 +261,12 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 	push(&argv, "-append");
 	push(&argv, "%s", append);
 
-	/* Guest console -> file, read back by vm_console_tail. */
+	/* Guest console -> a connected socket, read by the caller into a
+	 * bounded log (vm_console_fd). When it is full QEMU's UART retries as
+	 * the socket drains: the guest's writes wait, nothing piles up in QEMU. */
 	push(&argv, "-chardev");
-	push(&argv, "file,id=console,path=%s", console);
+	push(&argv, "socket,id=console,fd=%d",
+	     CHILD_FD_CONSOLE(cfg->tap_fd > 0 || net_is(net, VM_NET_PASST), restore_path != NULL));
 	push(&argv, "-serial");
 	push(&argv, "chardev:console");
 
@@ -537,6 +548,7 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 	cleanup_free char *binary = NULL;
 	cleanup_strv char **argv = NULL;
 	cleanup_close int agent_host = -1, agent_vmm = -1, qmp_host = -1, qmp_vmm = -1, snap = -1, net_vmm = -1;
+	cleanup_close int con_host = -1, con_vmm = -1;
 	struct qemu_priv *q;
 	int sv[2];
 
@@ -557,7 +569,7 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 		return runm_error_make(err, EINVAL, "MAC `%s`: expected aa:bb:cc:dd:ee:ff", cfg->mac);
 	if (find_binary(cfg, &binary, err) < 0)
 		return -1;
-	if (build_argv(cfg, binary, accel, vm->console_path, vm->restore_path, false, &argv, err) < 0)
+	if (build_argv(cfg, binary, accel, vm->state_dir, vm->restore_path, false, &argv, err) < 0)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return runm_error_make(err, errno, "socketpair for the agent channel");
@@ -567,11 +579,19 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 		return runm_error_make(err, errno, "socketpair for QMP");
 	qmp_host = sv[0];
 	qmp_vmm = sv[1];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return runm_error_make(err, errno, "socketpair for the console");
+	/* Not shut down for writing, though we never write: QEMU takes EOF
+	 * on a socket chardev for a disconnection and drops the console. */
+	con_host = sv[0];
+	con_vmm = sv[1];
 
-	/* QEMU truncates it when it opens the chardev, but if it fails before
-	 * that, a previous VM's console must not pass for this one's. */
+	/* The caller creates it afresh, but if the VMM fails before that, a
+	 * previous VM's console must not pass for this one's. */
 	if (unlink(vm->console_path) < 0 && errno != ENOENT)
 		return runm_error_make(err, errno, "remove `%s`", vm->console_path);
+	if (unlink(vm->console_old_path) < 0 && errno != ENOENT)
+		return runm_error_make(err, errno, "remove `%s`", vm->console_old_path);
 	if (vm->restore_path) {
 		snap = open(vm->restore_path, O_RDONLY | O_CLOEXEC);
 		if (snap < 0)
@@ -582,19 +602,21 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 		return -1;
 	log_command(argv);
 	{
-		int fds[4] = { agent_vmm, qmp_vmm }, n = 2;
+		int fds[5] = { agent_vmm, qmp_vmm }, n = 2;
 		if (cfg->tap_fd > 0)
 			fds[n++] = cfg->tap_fd; /* CHILD_FD_NET */
 		else if (net_vmm >= 0)
 			fds[n++] = net_vmm; /* CHILD_FD_NET */
 		if (snap >= 0)
 			fds[n++] = snap; /* CHILD_FD_INCOMING */
+		fds[n++] = con_vmm; /* CHILD_FD_CONSOLE */
 		if (vm_spawn(vm, argv, fds, (size_t)n, err) < 0)
 			return -1;
 	}
 	/* Our copies of the VMM's ends close here (cleanup): when QEMU exits,
 	 * the channel and QMP see EOF. */
 	vm->chan_fd = steal_fd(&agent_host);
+	vm->console_fd = steal_fd(&con_host);
 	q->qmp_fd = steal_fd(&qmp_host);
 	return 0;
 }

@@ -13,8 +13,9 @@
 #include <sys/types.h>
 
 /* Files every backend creates in state_dir (vm_free removes them). */
-#define VM_CONSOLE_LOG "console.log" /* the guest's console */
-#define VM_VMM_LOG "vmm.log"         /* the VMM's own stdout and stderr */
+#define VM_CONSOLE_LOG "console.log" /* the guest's console, written by the caller (vm_console_fd) */
+#define VM_CONSOLE_LOG_OLD "console.log.1" /* ... its part before the last rotation */
+#define VM_VMM_LOG "vmm.log"         /* the VMM's own stdout and stderr, written by the caller (vm_vmm_log_fd) */
 
 struct vm_backend;
 
@@ -22,10 +23,13 @@ struct vm {
 	const struct vm_backend *ops;
 	char *state_dir;
 	char *console_path; /* <state_dir>/console.log */
+	char *console_old_path; /* <state_dir>/console.log.1 */
 	char *vmm_log_path; /* <state_dir>/vmm.log */
 	pid_t pid;          /* -1 until spawned */
 	int pidfd;
 	int chan_fd; /* host end of the agent channel, -1 once taken */
+	int console_fd; /* host end of the guest console */
+	int vmm_log_fd; /* read end of the VMM's stdout and stderr */
 	int netns_fd; /* > 0: network namespace the VMM joins (vm_config's, not owned) */
 	bool reaped;
 	int wstatus; /* valid once reaped */
@@ -51,7 +55,8 @@ struct vm {
 struct vm_backend {
 	const char *name;
 	/* Build the command line for cfg and accel ("kvm", "hvf", "tcg"), create
-	 * the channel, spawn the VMM with vm_spawn() and set vm->chan_fd. */
+	 * the channel and the console socket, spawn the VMM with vm_spawn() and
+	 * set vm->chan_fd and vm->console_fd. */
 	int (*start)(struct vm *vm, const struct vm_config *cfg, const char *accel, runm_error_t *err);
 	/* The VMM binary cfg would run (absolute path, malloc'd): part of the
 	 * accelerator verdict's key. */
@@ -63,7 +68,7 @@ struct vm_backend {
 	 * (CLOCK_MONOTONIC). vm.c waits on the pidfd and escalates to SIGKILL. */
 	int (*quit)(struct vm *vm, uint64_t deadline_ns, runm_error_t *err);
 	/* The command line cfg would run under accel with what differs per VM
-	 * (console and share paths, published ports) left out: a template's
+	 * (state dir and share paths, published ports) left out: a template's
 	 * key (template.c). -1 when cfg cannot have a template. NULL = none. */
 	int (*describe)(const struct vm_config *cfg, const char *binary, const char *accel, char **out,
 			runm_error_t *err);
@@ -77,7 +82,7 @@ struct vm_backend {
 extern const struct vm_backend vm_qemu_backend;
 
 /* Spawn argv[0] (an absolute path) as the VMM: own process group, SIGKILL on
- * parent death, stdin /dev/null, stdout/stderr to vm->vmm_log_path, default
+ * parent death, stdin /dev/null, stdout/stderr to a pipe (vm->vmm_log_fd), default
  * signal mask and dispositions, and no fd but pass_fds[i], which the child
  * sees as fd 3 + i; in vm->netns_fd's network namespace if set. Sets vm->pid and vm->pidfd. Returns once exec succeeded. */
 int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, runm_error_t *err);

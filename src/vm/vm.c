@@ -262,10 +262,13 @@ int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err)
 	}
 	vm->state_dir = xstrdup(cfg->state_dir);
 	vm->console_path = xasprintf("%s/" VM_CONSOLE_LOG, cfg->state_dir);
+	vm->console_old_path = xasprintf("%s/" VM_CONSOLE_LOG_OLD, cfg->state_dir);
 	vm->vmm_log_path = xasprintf("%s/" VM_VMM_LOG, cfg->state_dir);
 	vm->pid = -1;
 	vm->pidfd = -1;
 	vm->chan_fd = -1;
+	vm->console_fd = -1;
+	vm->vmm_log_fd = -1;
 	vm->net_pid = -1;
 	vm->net_pidfd = -1;
 	vm->net_fd = -1;
@@ -353,10 +356,11 @@ static void child_exec(char *const argv[], const int *pass_fds, size_t n_pass, i
 	child_fail(errpipe, errno);
 }
 
-int vm_spawn_process(const struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass,
-		     const char *log_path, pid_t *out_pid, int *out_pidfd, runm_error_t *err)
+/* Spawn with stdout and stderr on logfd (not taken over). */
+static int spawn(const struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, int logfd,
+		 pid_t *out_pid, int *out_pidfd, runm_error_t *err)
 {
-	cleanup_close int devnull = -1, logfd = -1, rd = -1, wr = -1;
+	cleanup_close int devnull = -1, rd = -1, wr = -1;
 	int pipefd[2];
 	pid_t parent = getpid(), pid;
 	ssize_t n;
@@ -367,9 +371,6 @@ int vm_spawn_process(const struct vm *vm, char *const argv[], const int *pass_fd
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
 		return runm_error_make(err, errno, "open /dev/null");
-	logfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (logfd < 0)
-		return runm_error_make(err, errno, "create `%s`", log_path);
 	/* Tells the parent whether exec worked: closed by a successful exec,
 	 * carries errno otherwise (the usual CLOEXEC pipe). */
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -411,9 +412,32 @@ int vm_spawn_process(const struct vm *vm, char *const argv[], const int *pass_fd
 	return 0;
 }
 
+int vm_spawn_process(const struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass,
+		     const char *log_path, pid_t *out_pid, int *out_pidfd, runm_error_t *err)
+{
+	cleanup_close int logfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (logfd < 0)
+		return runm_error_make(err, errno, "create `%s`", log_path);
+	return spawn(vm, argv, pass_fds, n_pass, logfd, out_pid, out_pidfd, err);
+}
+
 int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, runm_error_t *err)
 {
-	return vm_spawn_process(vm, argv, pass_fds, n_pass, vm->vmm_log_path, &vm->pid, &vm->pidfd, err);
+	cleanup_close int wr = -1;
+	int p[2];
+
+	/* Not a file: a guest that makes the VMM complain (a virtio device it
+	 * breaks, resets and breaks again) could fill the host's disk. The
+	 * caller keeps it in a bounded vmm.log (vm_vmm_log_fd); a full pipe
+	 * blocks the VMM's next message, not the host. */
+	if (unlink(vm->vmm_log_path) < 0 && errno != ENOENT)
+		return runm_error_make(err, errno, "remove `%s`", vm->vmm_log_path);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return runm_error_make(err, errno, "pipe for the VMM's output");
+	wr = p[1];
+	close_and_reset(&vm->vmm_log_fd);
+	vm->vmm_log_fd = p[0];
+	return spawn(vm, argv, pass_fds, n_pass, wr, &vm->pid, &vm->pidfd, err);
 }
 
 int vm_wait_exit(struct vm *vm, uint64_t deadline_ns, runm_error_t *err)
@@ -568,6 +592,26 @@ int vm_take_channel_fd(struct vm *vm)
 	return steal_fd(&vm->chan_fd);
 }
 
+int vm_console_fd(const struct vm *vm)
+{
+	return vm->console_fd;
+}
+
+const char *vm_console_path(const struct vm *vm)
+{
+	return vm->console_path;
+}
+
+int vm_vmm_log_fd(const struct vm *vm)
+{
+	return vm->vmm_log_fd;
+}
+
+const char *vm_vmm_log_path(const struct vm *vm)
+{
+	return vm->vmm_log_path;
+}
+
 pid_t vm_pid(const struct vm *vm)
 {
 	return vm->pid;
@@ -624,6 +668,15 @@ char *vm_console_tail(const struct vm *vm, size_t max)
 	while (vlen > 0 && vmm[vlen - 1] == '\n')
 		vmm[--vlen] = '\0';
 	con = vm_file_tail(vm->console_path, max - vlen);
+	/* Just rotated: the rest of the budget from the log before. */
+	if (strlen(con) < max - vlen) {
+		cleanup_free char *old = vm_file_tail(vm->console_old_path, max - vlen - strlen(con));
+		if (old[0]) {
+			char *both = xasprintf("%s%s", old, con);
+			free(con);
+			con = both;
+		}
+	}
 	if (vlen == 0)
 		return steal_ptr(&con);
 	return xasprintf("%s%s[%s: %s]", con, con[0] && con[strlen(con) - 1] != '\n' ? "\n" : "", vm->ops->name,
@@ -643,13 +696,21 @@ void vm_free(struct vm *vm)
 	if (vm->ops && vm->ops->release)
 		vm->ops->release(vm);
 	close_and_reset(&vm->chan_fd);
+	close_and_reset(&vm->console_fd);
+	close_and_reset(&vm->vmm_log_fd);
 	close_and_reset(&vm->pidfd);
 	unlink(vm->console_path);
+	unlink(vm->console_old_path);
 	unlink(vm->vmm_log_path);
+	{
+		cleanup_free char *old = xasprintf("%s.1", vm->vmm_log_path);
+		unlink(old);
+	}
 	if (vm->net_log_path)
 		unlink(vm->net_log_path);
 	free(vm->net_log_path);
 	free(vm->console_path);
+	free(vm->console_old_path);
 	free(vm->vmm_log_path);
 	free(vm->state_dir);
 	free(vm->verdict_dir);
@@ -670,6 +731,6 @@ bool vm_is_ours(pid_t pid, const char *state_dir)
 	for (size_t i = 0; i + 1 < len; i++)
 		if (cmd[i] == '\0')
 			cmd[i] = ' ';
-	/* The console log under state_dir is on every VMM's command line. */
+	/* state_dir is on every VMM's command line (qemu.c: -name). */
 	return (strstr(cmd, "qemu") != NULL || strstr(cmd, "vfkit") != NULL) && strstr(cmd, state_dir) != NULL;
 }

@@ -109,6 +109,20 @@ int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err);
 int vm_channel_fd(const struct vm *vm);
 int vm_take_channel_fd(struct vm *vm);
 
+/* The host end of the guest's serial console: a stream socket, owned by the
+ * vm (do not close it), that the caller reads and keeps in a bounded log at
+ * vm_console_path (engine/console.h). A full log is renamed to <path>.1,
+ * which vm_console_tail reads too and vm_free removes. Unread, the socket
+ * fills and the guest's console writes wait: the VMM buffers nothing. */
+int vm_console_fd(const struct vm *vm);
+const char *vm_console_path(const struct vm *vm);
+/* The same for the VMM's own stdout and stderr: the read end of a pipe, to
+ * keep in a bounded log at vm_vmm_log_path (also read by vm_console_tail
+ * and vm_kvm_fallback: copy what waits in the pipe before calling those).
+ * Unread, the VMM's next message waits once the pipe is full. */
+int vm_vmm_log_fd(const struct vm *vm);
+const char *vm_vmm_log_path(const struct vm *vm);
+
 /* The VMM's pid, and a pidfd that becomes readable when it exits (owned by vm). */
 pid_t vm_pid(const struct vm *vm);
 int vm_pidfd(const struct vm *vm);
@@ -128,7 +142,8 @@ int vm_stop(struct vm *vm, unsigned timeout_ms, runm_error_t *err);
  * off) and reap it; true if it did. For a graceful stop before vm_stop. */
 bool vm_wait(struct vm *vm, unsigned timeout_ms);
 
-/* The last `max` bytes of the guest console log (for error messages), malloc'd. */
+/* The last `max` bytes of the guest console log and its rotated part, with
+ * the VMM's own messages (for error messages), malloc'd. */
 char *vm_console_tail(const struct vm *vm, size_t max);
 
 /* Free the handle: stops the VMM if still running, removes its sockets and

@@ -11,6 +11,7 @@
  * command line. Prints one line per boot and a summary (median, min, max). */
 #include "common/log.h"
 #include "common/util.h"
+#include "engine/console.h"
 #include "ttrpc/ttrpc.h"
 #include "vm/vm.h"
 
@@ -30,9 +31,30 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Copy what waits in fd to a capped log at path. */
+static void copy_log(int fd, const char *path)
+{
+	struct console_log *l = NULL;
+	char buf[4096];
+	ssize_t n;
+
+	if (console_log_open(path, 0, &l, NULL) < 0)
+		return;
+	set_nonblock(fd, 1);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		console_log_write(l, buf, (size_t)n, NULL);
+	console_log_close(l);
+}
+
+/* Nothing reads the console socket or the VMM's output during a boot (a
+ * quiet kernel: their backlogs hold it all): copy them to the logs first. */
 static void print_tail(struct vm *vm)
 {
-	cleanup_free char *tail = vm_console_tail(vm, 3000);
+	cleanup_free char *tail = NULL;
+
+	copy_log(vm_console_fd(vm), vm_console_path(vm));
+	copy_log(vm_vmm_log_fd(vm), vm_vmm_log_path(vm));
+	tail = vm_console_tail(vm, 3000);
 	fprintf(stderr, "---- guest console (tail) ----\n%s\n------------------------------\n", tail);
 }
 
