@@ -141,6 +141,45 @@ static void sysctl_set(const char *path, const char *value)
 		log_warn("set `%s`: %s", path, strerror(errno));
 }
 
+static bool parse_mac(const char *s, unsigned char mac[6]);
+
+static int if_rename(int fd, const char *from, const char *to, runm_error_t *err)
+{
+	struct ifreq ifr;
+
+	ifr_init(&ifr, from);
+	snprintf(ifr.ifr_newname, sizeof(ifr.ifr_newname), "%s", to);
+	if (ioctl(fd, SIOCSIFNAME, &ifr) < 0)
+		return runm_error_make(err, errno, "rename %s to %s", from, to);
+	return 0;
+}
+
+/* Under passt the VM has two NICs (qemu.c): the way out, passt's, must be
+ * eth0, what every other part of runm and the container expect; the way in
+ * (published ports, through slirp) eth1, with an address on slirp's
+ * network and no route. The kernel names them in probe order, so the MAC
+ * decides. Both are still down, as renaming wants. */
+static int passt_nics(int fd, runm_error_t *err)
+{
+	unsigned char fwd[6];
+	struct ifreq ifr;
+
+	if (if_nametoindex("eth1") == 0)
+		return 0;
+	parse_mac(VM_NET_FWD_MAC, fwd);
+	ifr_init(&ifr, NIC);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
+		return runm_error_make(err, errno, NIC ": get MAC");
+	if (memcmp(ifr.ifr_hwaddr.sa_data, fwd, sizeof(fwd)) == 0 &&
+	    (if_rename(fd, NIC, "runm-swap", err) < 0 || if_rename(fd, "eth1", NIC, err) < 0 ||
+	     if_rename(fd, "runm-swap", "eth1", err) < 0))
+		return -1;
+	if (if_set(fd, "eth1", SIOCSIFADDR, "address", VM_NET_FWD_ADDR, err) < 0 ||
+	    if_set(fd, "eth1", SIOCSIFNETMASK, "netmask", "255.255.255.0", err) < 0 || if_up(fd, "eth1", err) < 0)
+		return -1;
+	return 0;
+}
+
 int net_setup(runm_error_t *err)
 {
 	cleanup_close int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -167,6 +206,8 @@ int net_setup(runm_error_t *err)
 		return 0;
 	}
 	passt = cmdline_has(VM_CMDLINE_NET_PASST);
+	if (passt && passt_nics(fd, err) < 0)
+		return -1;
 	if (passt) {
 		/* passt is the link's only other node: no duplicate to detect,
 		 * and the SLAAC address is usable at once instead of after 1 s. */

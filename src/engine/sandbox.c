@@ -525,8 +525,6 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	/* The spec can turn networking off (io.runm.network=none), not on. */
 	vc.network = cfg->network && sp->network;
 	vc.host_loopback = sp->host_loopback;
-	/* Ports open when the container starts (sandbox_network_up), not now. */
-	vc.net_deferred = true;
 	if (sp->n_ports > 0) {
 		ports = xzalloc(sp->n_ports * sizeof(*ports));
 		for (size_t i = 0; i < sp->n_ports; i++)

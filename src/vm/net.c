@@ -17,6 +17,7 @@
  * host_loopback runs passt as `nobody`, which no rule names. */
 #include "net.h"
 #include "ports.h"
+#include "common/log.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -139,18 +140,6 @@ const char *vm_net_backend(const struct vm *vm)
 	return vm->net;
 }
 
-/* One published port (range) in passt's -t/-u syntax: [ADDR/]HOST[-END]:GUEST[-END]. */
-static char *port_spec(const struct vm_port *p)
-{
-	unsigned n = p->count ? p->count : 1;
-	const char *ip = p->host_ip && *p->host_ip ? p->host_ip : NULL;
-
-	if (n == 1)
-		return xasprintf("%s%s%u:%u", ip ? ip : "", ip ? "/" : "", p->host_port, p->guest_port);
-	return xasprintf("%s%s%u-%u:%u-%u", ip ? ip : "", ip ? "/" : "", p->host_port, p->host_port + n - 1,
-			 p->guest_port, p->guest_port + n - 1);
-}
-
 char **vm_passt_argv(const struct vm_config *cfg, const char *passt, const char *log_path, int fd)
 {
 	char **argv = NULL;
@@ -170,15 +159,10 @@ char **vm_passt_argv(const struct vm_config *cfg, const char *passt, const char 
 		strv_push(&argv, "--runas");
 		strv_push(&argv, uid);
 	}
-	for (size_t i = 0; i < cfg->n_ports; i++) {
-		cleanup_free char *spec = port_spec(&cfg->ports[i]);
-		strv_push(&argv, cfg->ports[i].proto == VM_PROTO_UDP ? "--udp-ports" : "--tcp-ports");
-		strv_push(&argv, spec);
-	}
 	return argv;
 }
 
-/* A copy of what vm_net_start checks again: the ports and whether there is a network. */
+/* A copy of what vm_net_start opens: the ports and whether there is a network. */
 static struct vm_config *ports_copy(const struct vm_config *cfg)
 {
 	struct vm_config *c = xzalloc(sizeof(*c));
@@ -203,9 +187,6 @@ void vm_net_release(struct vm *vm)
 		free(vm->net_cfg);
 		vm->net_cfg = NULL;
 	}
-	strv_free(vm->net_argv);
-	vm->net_argv = NULL;
-	close_and_reset(&vm->net_fd);
 }
 
 int vm_passt_start(struct vm *vm, const struct vm_config *cfg, int *vmm_fd, runm_error_t *err)
@@ -228,30 +209,52 @@ int vm_passt_start(struct vm *vm, const struct vm_config *cfg, int *vmm_fd, runm
 	/* passt opens its log itself, before it drops privileges; vm_spawn_process's
 	 * log (its stdout and stderr) is the same file, for what it says before. */
 	argv = vm_passt_argv(cfg, passt, vm->net_log_path, 3);
-	if (cfg->net_deferred) {
-		vm->net_argv = steal_ptr(&argv);
-		vm->net_fd = steal_fd(&ours);
-		vm->net_cfg = ports_copy(cfg);
-	} else if (vm_spawn_process(vm, argv, &ours, 1, vm->net_log_path, &vm->net_pid, &vm->net_pidfd, err) < 0) {
+	if (vm_spawn_process(vm, argv, &ours, 1, vm->net_log_path, &vm->net_pid, &vm->net_pidfd, err) < 0)
 		return runm_error_wrap(err, "start passt");
-	}
 	*vmm_fd = steal_fd(&theirs);
 	return 0;
 }
 
+void vm_net_prepare(struct vm *vm, const struct vm_config *cfg)
+{
+	if (cfg->n_ports > 0 && vm->net_cfg == NULL)
+		vm->net_cfg = ports_copy(cfg);
+}
+
 int vm_net_start(struct vm *vm, runm_error_t *err)
 {
-	if (vm->net_argv == NULL || vm->net_pid > 0)
+	size_t done = 0;
+
+	if (vm->net_cfg == NULL || vm->ports_open)
 		return 0;
 	/* Checked at create too: a port may have been taken since. */
-	if (vm_ports_check(vm->net_cfg, VM_NET_PASST, err) < 0)
+	if (vm_ports_check(vm->net_cfg, err) < 0)
 		return -1;
-	if (vm_spawn_process(vm, vm->net_argv, &vm->net_fd, 1, vm->net_log_path, &vm->net_pid, &vm->net_pidfd, err) <
-	    0)
-		return runm_error_wrap(err, "start passt");
-	/* passt has its copy; ours would keep the VMM's end alive after passt. */
-	vm_net_release(vm);
-	return 0;
+	for (; done < vm->net_cfg->n_ports; done++)
+		if (vm->ops->forward(vm, &vm->net_cfg->ports[done], true, err) < 0)
+			break;
+	if (done == vm->net_cfg->n_ports) {
+		vm->ports_open = true;
+		return 0;
+	}
+	/* All or none: those opened before the failure close again. */
+	while (done-- > 0)
+		vm->ops->forward(vm, &vm->net_cfg->ports[done], false, NULL);
+	return -1;
+}
+
+void vm_net_close(struct vm *vm)
+{
+	cleanup_error runm_error_t err = NULL;
+
+	if (!vm->ports_open)
+		return;
+	vm->ports_open = false;
+	for (size_t i = 0; i < vm->net_cfg->n_ports; i++)
+		if (vm->ops->forward(vm, &vm->net_cfg->ports[i], false, &err) < 0) {
+			log_warn("%s", runm_error_msg(err));
+			runm_error_release(&err);
+		}
 }
 
 /* Kill passt and reap it, after grace_ms for it to exit by itself. */
@@ -271,13 +274,6 @@ static void net_end(struct vm *vm, int grace_ms)
 		;
 	vm->net_pid = -1;
 	close_and_reset(&vm->net_pidfd);
-}
-
-void vm_net_close(struct vm *vm)
-{
-	net_end(vm, 0);
-	/* Never started: no passt will ever read the guest's frames now. */
-	vm_net_release(vm);
 }
 
 void vm_net_stop(struct vm *vm)

@@ -28,30 +28,21 @@ static int port_error(const struct vm_port *p, unsigned port, int e, runm_error_
 	return runm_error_make(err, e, "cannot publish port %s:%u/%s", vm_port_ip(p), port, vm_port_proto(p));
 }
 
-/* The host address of p as a socket address (port unset); IPv6 with passt only. */
-static int port_addr(const struct vm_port *p, const char *net, struct sockaddr_storage *ss, socklen_t *len,
-		     runm_error_t *err)
+/* The host address of p as a socket address (port unset). */
+static int port_addr(const struct vm_port *p, struct sockaddr_storage *ss, socklen_t *len, runm_error_t *err)
 {
 	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
 
 	memset(ss, 0, sizeof(*ss));
-	/* The address lands in a VMM or passt option: an address, nothing else. */
-	if (inet_pton(AF_INET, vm_port_ip(p), &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		*len = sizeof(*in);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, vm_port_ip(p), &in6->sin6_addr) != 1)
-		return runm_error_make(err, EINVAL, "published port %u/%s: host address `%s` is not an IP address",
-				       p->host_port, vm_port_proto(p), vm_port_ip(p));
-	/* hostfwd takes IPv4 only (QEMU 7.2). */
-	if (net == NULL || strcmp(net, VM_NET_PASST) != 0)
+	/* The address lands in a QEMU command: an address, nothing else.
+	 * IPv4 only: QEMU 7.2's slirp forwards nothing else. */
+	if (inet_pton(AF_INET, vm_port_ip(p), &in->sin_addr) != 1)
 		return runm_error_make(err, EINVAL,
-				       "published port %u/%s: IPv6 host address `%s` needs the passt network backend",
+				       "published port %u/%s: host address `%s` is not an IPv4 address (QEMU 7.2 forwards "
+				       "no IPv6)",
 				       p->host_port, vm_port_proto(p), vm_port_ip(p));
-	in6->sin6_family = AF_INET6;
-	*len = sizeof(*in6);
+	in->sin_family = AF_INET;
+	*len = sizeof(*in);
 	return 0;
 }
 
@@ -84,12 +75,12 @@ static int hold_port(const struct vm_port *p, const struct sockaddr_storage *ss,
 }
 
 /* Bind every published host port ourselves before the VMM or passt does: a
- * port in use then fails with an error naming it, instead of the VMM exiting
- * with "Could not set up host forwarding rule" in its log. All stay bound
+ * port in use then fails with an error naming it, instead of slirp's "Could
+ * not set up host forwarding rule". All stay bound
  * until the end, so a port published twice is caught too. (They are bound
- * again a moment later: a race with another process remains; then passt's
- * exit, its log naming the port, or QEMU's own error stands.) */
-int vm_ports_check(const struct vm_config *cfg, const char *net, runm_error_t *err)
+ * again a moment later: a race with another process remains; then QEMU's
+ * own error stands, in the message too.) */
+int vm_ports_check(const struct vm_config *cfg, runm_error_t *err)
 {
 	cleanup_free int *fds = NULL;
 	size_t n = 0, total = 0;
@@ -114,7 +105,7 @@ int vm_ports_check(const struct vm_config *cfg, const char *net, runm_error_t *e
 		struct sockaddr_storage ss;
 		socklen_t len = 0;
 
-		r = port_addr(p, net, &ss, &len, err);
+		r = port_addr(p, &ss, &len, err);
 		for (unsigned j = 0; r == 0 && j < (p->count ? p->count : 1u); j++) {
 			r = hold_port(p, &ss, len, p->host_port + j, &fds[n], err);
 			if (fds[n] >= 0)

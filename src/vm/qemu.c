@@ -8,6 +8,7 @@
 #include "vm-backend.h"
 #include "net.h"
 #include "ports.h"
+#include "qmp.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -23,10 +24,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Pause and resume are rare control operations: synchronous, with this bound. */
-#define QMP_TIMEOUT_MS 5000
-/* A QMP message larger than this is not something we asked for. */
-#define QMP_MAX_MSG (1u << 20)
 
 /* Fds the child sees (vm_spawn passes pass_fds[i] as 3 + i). */
 #define CHILD_FD_AGENT 3
@@ -55,12 +52,6 @@ static const struct qemu_arch arch = { "qemu-system-aarch64", "qemu-system-arm",
 #error "runm's QEMU backend supports x86_64 and aarch64 hosts"
 #endif
 
-struct qemu_priv {
-	int qmp_fd;     /* our end of the QMP socketpair, -1 once unusable */
-	bool qmp_ready; /* capabilities negotiated */
-	char *buf;      /* bytes read from QMP, not yet consumed */
-	size_t len, cap;
-};
 
 /* ---- command line ---- */
 
@@ -316,28 +307,25 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 			push(&argv, "virtio-net-%s,netdev=net0", v);
 	} else if (net_is(net, VM_NET_PASST)) {
 		/* passt's end of a socketpair (net.c): frames with a length
-		 * prefix, QEMU 7.2's stream netdev. passt's options, the ports
-		 * among them, are not QEMU's: a template serves any. */
+		 * prefix, QEMU 7.2's stream netdev; the guest's way out. */
 		push(&argv, "-netdev");
 		push(&argv, "stream,id=net0,server=off,addr.type=fd,addr.str=%d", CHILD_FD_NET);
 		push(&argv, "-device");
-		push(&argv, "virtio-net-%s,netdev=net0", v);
-	} else if (net_is(net, VM_NET_SLIRP)) {
-		cleanup_free char *netdev = xstrdup("user,id=net0");
-		/* Host forwarding is slirp's configuration, not its migrated state. */
-		for (size_t i = 0; i < (key ? 0 : cfg->n_ports); i++) {
-			const struct vm_port *pt = &cfg->ports[i];
-			/* An empty guest address is slirp's guest (10.0.2.15, which
-			 * the agent configures); a range is a rule per port. */
-			for (unsigned j = 0; j < (pt->count ? pt->count : 1u); j++) {
-				char *next = xasprintf("%s,hostfwd=%s:%s:%u-:%u", netdev, vm_port_proto(pt),
-						       vm_port_ip(pt), pt->host_port + j, pt->guest_port + j);
-				free(netdev);
-				netdev = next;
-			}
-		}
+		push(&argv, "virtio-net-%s,netdev=net0,mac=" VM_NET_MAC, v);
+		/* The way in: published ports arrive through a second NIC on
+		 * slirp, which may not send anything out (restrict=on) and only
+		 * answers connections it forwarded. passt 2023-03 completes an
+		 * inbound handshake only once the client has sent something: a
+		 * server that speaks first (MySQL, SMTP, FTP) would never see
+		 * its client. The agent configures it (VM_NET_FWD_MAC). */
 		push(&argv, "-netdev");
-		push(&argv, "%s", netdev);
+		push(&argv, "user,id=" VM_NET_FWD_NETDEV ",restrict=on,net=" VM_NET_FWD_NET ",host=" VM_NET_FWD_HOST);
+		push(&argv, "-device");
+		push(&argv, "virtio-net-%s,netdev=" VM_NET_FWD_NETDEV ",mac=" VM_NET_FWD_MAC, v);
+	} else if (net_is(net, VM_NET_SLIRP)) {
+		/* Published ports are added once the container starts (qemu_forward). */
+		push(&argv, "-netdev");
+		push(&argv, "user,id=net0");
 		push(&argv, "-device");
 		push(&argv, "virtio-net-%s,netdev=net0", v);
 	}
@@ -351,177 +339,9 @@ static int build_argv(const struct vm_config *cfg, const char *binary, const cha
 	return 0;
 }
 
-/* ---- QMP ---- */
-
-static void qmp_close(struct qemu_priv *q)
-{
-	close_and_reset(&q->qmp_fd);
-	q->qmp_ready = false;
-	q->len = 0;
-}
-
-/* Give up on the connection after a timeout or garbage: the stream's state
- * is unknown (a late reply would be taken for the next command's). */
-static int qmp_fail(struct qemu_priv *q)
-{
-	qmp_close(q);
-	return -1;
-}
-
-/* Read the next QMP message (one JSON object per line) before deadline_ns. */
-static int qmp_read(struct qemu_priv *q, uint64_t deadline_ns, json_object **out, runm_error_t *err)
-{
-	for (;;) {
-		char *nl = q->len ? memchr(q->buf, '\n', q->len) : NULL;
-		struct pollfd p = { .fd = q->qmp_fd, .events = POLLIN };
-		ssize_t n;
-		int r;
-
-		if (nl) {
-			size_t llen = (size_t)(nl - q->buf) + 1;
-			json_object *o;
-			bool blank;
-			*nl = '\0';
-			blank = strspn(q->buf, " \r\t") == llen - 1;
-			o = blank ? NULL : json_tokener_parse(q->buf);
-			memmove(q->buf, q->buf + llen, q->len - llen);
-			q->len -= llen;
-			if (blank)
-				continue;
-			if (o == NULL) {
-				runm_error_make(err, EPROTO, "QMP: unparsable message");
-				return qmp_fail(q);
-			}
-			if (!json_object_is_type(o, json_type_object)) {
-				json_object_put(o);
-				runm_error_make(err, EPROTO, "QMP: message is not an object");
-				return qmp_fail(q);
-			}
-			*out = o;
-			return 0;
-		}
-		if (q->len >= QMP_MAX_MSG) {
-			runm_error_make(err, EPROTO, "QMP: message larger than %u bytes", QMP_MAX_MSG);
-			return qmp_fail(q);
-		}
-		r = poll(&p, 1, vm_ms_left(deadline_ns));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			runm_error_make(err, errno, "QMP: poll");
-			return qmp_fail(q);
-		}
-		if (r == 0) {
-			runm_error_make(err, ETIMEDOUT, "QMP: no answer from the VMM");
-			return qmp_fail(q);
-		}
-		if (q->cap - q->len < 4096) {
-			q->cap = q->cap ? q->cap * 2 : 8192;
-			q->buf = xrealloc(q->buf, q->cap);
-		}
-		n = read(q->qmp_fd, q->buf + q->len, q->cap - q->len - 1);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n < 0) {
-			runm_error_make(err, errno, "QMP: read");
-			return qmp_fail(q);
-		}
-		if (n == 0) {
-			runm_error_make(err, EPIPE, "QMP: connection closed (the VMM exited)");
-			return qmp_fail(q);
-		}
-		q->len += (size_t)n;
-	}
-}
-
-/* args: a JSON object (already encoded), or NULL. */
-static int qmp_send_args(struct qemu_priv *q, const char *cmd, const char *args, runm_error_t *err)
-{
-	cleanup_free char *line = args ? xasprintf("{\"execute\":\"%s\",\"arguments\":%s}\n", cmd, args)
-				       : xasprintf("{\"execute\":\"%s\"}\n", cmd);
-	size_t len = strlen(line);
-	/* MSG_DONTWAIT: a few dozen bytes always fit an idle socket buffer; if
-	 * they do not, QEMU is wedged and blocking would hang us with it.
-	 * MSG_NOSIGNAL: QEMU may have exited, that is an error, not a SIGPIPE. */
-	ssize_t n = send(q->qmp_fd, line, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (n < 0) {
-		runm_error_make(err, errno, "QMP: send `%s`", cmd);
-		return qmp_fail(q);
-	}
-	if ((size_t)n != len) {
-		runm_error_make(err, EAGAIN, "QMP: short send of `%s`", cmd);
-		return qmp_fail(q);
-	}
-	return 0;
-}
-
-static int qmp_send(struct qemu_priv *q, const char *cmd, runm_error_t *err)
-{
-	return qmp_send_args(q, cmd, NULL, err);
-}
-
-/* Wait for the reply to the command just sent, skipping events; its
- * "return" value in *ret (owned by the caller) unless ret is NULL. */
-static int qmp_wait_value(struct qemu_priv *q, const char *cmd, uint64_t deadline_ns, json_object **ret,
-			  runm_error_t *err)
-{
-	for (;;) {
-		json_object *o = NULL, *v;
-		if (qmp_read(q, deadline_ns, &o, err) < 0)
-			return -1;
-		if (json_object_object_get_ex(o, "return", &v)) {
-			if (ret)
-				*ret = json_object_get(v);
-			json_object_put(o);
-			return 0;
-		}
-		if (json_object_object_get_ex(o, "error", &v)) {
-			json_object *desc = NULL;
-			json_object_object_get_ex(v, "desc", &desc);
-			/* desc comes from the VMM: bound it in the message. */
-			runm_error_make(err, EIO, "QMP %s: %.200s", cmd,
-					desc ? json_object_get_string(desc) : "error without description");
-			json_object_put(o);
-			return -1;
-		}
-		if (json_object_object_get_ex(o, "event", &v))
-			log_debug("QMP event %.64s", json_object_get_string(v));
-		json_object_put(o);
-	}
-}
-
-static int qmp_wait_return(struct qemu_priv *q, const char *cmd, uint64_t deadline_ns, runm_error_t *err)
-{
-	return qmp_wait_value(q, cmd, deadline_ns, NULL, err);
-}
-
-/* Done lazily, on the first control operation: QEMU greets as soon as the
- * chardev is up, and the greeting simply waits in the socket until then. */
-static int qmp_handshake(struct qemu_priv *q, uint64_t deadline_ns, runm_error_t *err)
-{
-	if (q->qmp_fd < 0)
-		return runm_error_make(err, ENOTCONN, "QMP channel unusable after an earlier error");
-	if (q->qmp_ready)
-		return 0;
-	for (;;) {
-		json_object *o = NULL;
-		bool greeting;
-		if (qmp_read(q, deadline_ns, &o, err) < 0)
-			return -1;
-		greeting = json_object_object_get_ex(o, "QMP", NULL);
-		json_object_put(o);
-		if (greeting)
-			break;
-	}
-	if (qmp_send(q, "qmp_capabilities", err) < 0 || qmp_wait_return(q, "qmp_capabilities", deadline_ns, err) < 0)
-		return -1;
-	q->qmp_ready = true;
-	return 0;
-}
-
 static int qmp_execute(struct vm *vm, const char *cmd, runm_error_t *err)
 {
-	struct qemu_priv *q = vm->priv;
+	struct qmp *q = vm->priv;
 	uint64_t deadline = now_mono_ns() + QMP_TIMEOUT_MS * 1000000ull;
 	if (qmp_handshake(q, deadline, err) < 0 || qmp_send(q, cmd, err) < 0 ||
 	    qmp_wait_return(q, cmd, deadline, err) < 0)
@@ -549,7 +369,7 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 	cleanup_strv char **argv = NULL;
 	cleanup_close int agent_host = -1, agent_vmm = -1, qmp_host = -1, qmp_vmm = -1, snap = -1, net_vmm = -1;
 	cleanup_close int con_host = -1, con_vmm = -1;
-	struct qemu_priv *q;
+	struct qmp *q;
 	int sv[2];
 
 	q = xzalloc(sizeof(*q));
@@ -562,8 +382,9 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 		log_info("user-mode network: %s%s", vm->net,
 			 cfg->host_loopback || strcmp(vm->net, VM_NET_SLIRP) == 0 ? ", the host's loopback reachable" : "");
 	}
-	if (cfg->tap_fd <= 0 && vm_ports_check(cfg, vm->net, err) < 0)
+	if (cfg->tap_fd <= 0 && vm_ports_check(cfg, err) < 0)
 		return -1;
+	vm_net_prepare(vm, cfg);
 	/* The MAC lands in a QEMU option: only hex digits and colons. */
 	if (cfg->mac && strspn(cfg->mac, "0123456789abcdefABCDEF:") != strlen(cfg->mac))
 		return runm_error_make(err, EINVAL, "MAC `%s`: expected aa:bb:cc:dd:ee:ff", cfg->mac);
@@ -597,7 +418,6 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 		if (snap < 0)
 			return runm_error_make(err, errno, "open template `%s`", vm->restore_path);
 	}
-	/* After the ports check, which let go of them for passt to bind. */
 	if (net_is(vm->net, VM_NET_PASST) && vm_passt_start(vm, cfg, &net_vmm, err) < 0)
 		return -1;
 	log_command(argv);
@@ -648,14 +468,6 @@ static int qemu_describe(const struct vm_config *cfg, const char *binary, const 
 	return 0;
 }
 
-/* Send cmd with args and wait for its return, skipping events. */
-static int qmp_call(struct qemu_priv *q, const char *cmd, const char *args, uint64_t deadline_ns, runm_error_t *err)
-{
-	if (qmp_send_args(q, cmd, args, err) < 0)
-		return -1;
-	return qmp_wait_return(q, cmd, deadline_ns, err);
-}
-
 /* The MIGRATION event's status, or NULL for any other message. */
 static const char *migration_status(json_object *o)
 {
@@ -667,31 +479,9 @@ static const char *migration_status(json_object *o)
 	return json_object_get_string(st);
 }
 
-/* QMP getfd: hand QEMU fd under `name` (SCM_RIGHTS with the command). */
-static int qmp_getfd(struct qemu_priv *q, int fd, const char *name, uint64_t deadline_ns, runm_error_t *err)
-{
-	cleanup_free char *line = xasprintf("{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"%s\"}}\n", name);
-	char ctl[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = line, .iov_len = strlen(line) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	ssize_t n;
-
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	n = sendmsg(q->qmp_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (n < 0 || (size_t)n != iov.iov_len) {
-		runm_error_make(err, n < 0 ? errno : EAGAIN, "QMP: send getfd");
-		return qmp_fail(q);
-	}
-	return qmp_wait_return(q, "getfd", deadline_ns, err);
-}
-
 static int qemu_save(struct vm *vm, const char *path, uint64_t deadline_ns, runm_error_t *err)
 {
-	struct qemu_priv *q = vm->priv;
+	struct qmp *q = vm->priv;
 	/* Written by QEMU through an fd we open: its seccomp filter forbids exec:. */
 	cleanup_close int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	bool returned = false, done = false;
@@ -754,9 +544,45 @@ static int qemu_save(struct vm *vm, const char *path, uint64_t deadline_ns, runm
 	return 0;
 }
 
+/* hostfwd_add / hostfwd_remove (HMP: QMP has no command for them in 7.2)
+ * for each port of p's range; slirp's answer is empty or the error. */
+static int qemu_forward(struct vm *vm, const struct vm_port *p, bool add, runm_error_t *err)
+{
+	struct qmp *q = vm->priv;
+	uint64_t deadline = now_mono_ns() + QMP_TIMEOUT_MS * 1000000ull;
+	const char *netdev = net_is(vm->net, VM_NET_PASST) ? VM_NET_FWD_NETDEV : "net0";
+
+	if (qmp_handshake(q, deadline, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < (p->count ? p->count : 1u); i++) {
+		/* Addresses were checked (ports.c): no quote or backslash to escape. */
+		cleanup_free char *args =
+			add ? xasprintf("{\"command-line\":\"hostfwd_add %s %s:%s:%u-:%u\"}", netdev, vm_port_proto(p),
+					vm_port_ip(p), p->host_port + i, p->guest_port + i)
+			    : xasprintf("{\"command-line\":\"hostfwd_remove %s %s:%s:%u\"}", netdev, vm_port_proto(p),
+					vm_port_ip(p), p->host_port + i);
+		json_object *ret = NULL;
+		const char *out;
+
+		if (qmp_send_args(q, "human-monitor-command", args, err) < 0 ||
+		    qmp_wait_value(q, "human-monitor-command", deadline, &ret, err) < 0)
+			return -1;
+		out = json_object_is_type(ret, json_type_string) ? json_object_get_string(ret) : "";
+		if (*out != '\0') {
+			/* QEMU's words, bounded: "Could not set up host forwarding rule ..." */
+			runm_error_make(err, 0, "cannot %s port %s:%u/%s: %.200s", add ? "publish" : "unpublish",
+					vm_port_ip(p), p->host_port + i, vm_port_proto(p), out);
+			json_object_put(ret);
+			return -1;
+		}
+		json_object_put(ret);
+	}
+	return 0;
+}
+
 static int qemu_quit(struct vm *vm, uint64_t deadline_ns, runm_error_t *err)
 {
-	struct qemu_priv *q = vm->priv;
+	struct qmp *q = vm->priv;
 	if (q == NULL)
 		return runm_error_make(err, ENOTCONN, "no QMP channel");
 	/* No wait for the reply: the caller waits for the exit itself. */
@@ -767,7 +593,7 @@ static int qemu_quit(struct vm *vm, uint64_t deadline_ns, runm_error_t *err)
 
 static void qemu_release(struct vm *vm)
 {
-	struct qemu_priv *q = vm->priv;
+	struct qmp *q = vm->priv;
 	if (q == NULL)
 		return;
 	qmp_close(q);
@@ -783,6 +609,7 @@ const struct vm_backend vm_qemu_backend = {
 	.pause = qemu_pause,
 	.resume = qemu_resume,
 	.quit = qemu_quit,
+	.forward = qemu_forward,
 	.describe = qemu_describe,
 	.save = qemu_save,
 	.release = qemu_release,

@@ -45,11 +45,10 @@ struct vm {
 	pid_t net_pid;            /* passt beside the VMM, -1 = none */
 	int net_pidfd;
 	char *net_log_path;       /* <state_dir>/passt.log */
-	/* A deferred passt (vm_config.net_deferred): its command line, its end
-	 * of the socketpair, and the ports to check before it starts. */
-	char **net_argv;
-	int net_fd;
-	struct vm_config *net_cfg; /* ports and network only, deep copy */
+	/* Published ports, opened by vm_net_start (deep copy: ports and
+	 * network only), and whether they are open now. */
+	struct vm_config *net_cfg;
+	bool ports_open;
 };
 
 struct vm_backend {
@@ -75,6 +74,9 @@ struct vm_backend {
 	/* Save the running VM's state to path (a migration), wait until it is
 	 * complete or deadline_ns, and let the guest run on. */
 	int (*save)(struct vm *vm, const char *path, uint64_t deadline_ns, runm_error_t *err);
+	/* Open (add) or close a published port range on the running VMM's
+	 * user-mode network; an error names the port. */
+	int (*forward)(struct vm *vm, const struct vm_port *p, bool add, runm_error_t *err);
 	/* Close the backend's fds, unlink its files, free vm->priv. */
 	void (*release)(struct vm *vm);
 };

@@ -271,7 +271,6 @@ int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err)
 	vm->vmm_log_fd = -1;
 	vm->net_pid = -1;
 	vm->net_pidfd = -1;
-	vm->net_fd = -1;
 	vm->netns_fd = cfg->netns_fd;
 	vm_template_prepare(vm, cfg);
 	if (ops->start(vm, cfg, vm->accel, err) < 0) {

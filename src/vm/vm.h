@@ -25,7 +25,7 @@ struct vm_share {
 enum vm_proto { VM_PROTO_TCP, VM_PROTO_UDP };
 
 struct vm_port {
-	const char *host_ip; /* IPv4 or (passt only) IPv6 address to listen on; NULL or "" = all, as Docker does */
+	const char *host_ip; /* IPv4 address to listen on; NULL or "" = all, as Docker does */
 	unsigned short host_port;
 	unsigned short guest_port;
 	unsigned short count; /* ports in the range; 0 = 1 */
@@ -47,6 +47,14 @@ struct vm_port {
 /* passt's frames go over a stream socket, not a tap: an MTU of 64 KiB costs
  * nothing per frame and moves bulk TCP in far fewer of them. */
 #define VM_NET_PASST_MTU 65520
+/* Under passt, published ports come in through a second NIC on slirp
+ * (qemu.c says why): the guest tells the two apart by MAC. */
+#define VM_NET_MAC "52:54:00:12:34:56"     /* eth0, the way out (QEMU's default MAC) */
+#define VM_NET_FWD_MAC "52:54:00:12:34:57" /* eth1, the way in */
+#define VM_NET_FWD_NETDEV "net1"
+#define VM_NET_FWD_NET "10.0.3.0/24"
+#define VM_NET_FWD_HOST "10.0.3.2" /* where forwarded connections come from */
+#define VM_NET_FWD_ADDR "10.0.3.15"
 
 struct vm_config {
 	const char *kernel;       /* path to the guest kernel */
@@ -63,10 +71,7 @@ struct vm_config {
 	/* The gateway (10.0.2.2) leads to the host's 127.0.0.1 (always so under
 	 * slirp); off: the guest cannot reach the host's loopback. */
 	bool host_loopback;
-	/* passt only: it starts at vm_net_start (the container's start), so the
-	 * published ports are held from then until vm_net_close (its exit);
-	 * until then the guest's frames wait in the socket. */
-	bool net_deferred;
+
 	const struct vm_port *ports; /* published ports (network only); each host port is checked free first */
 	size_t n_ports;
 	/* Instead of user-mode NAT (network is then ignored): the NIC on this tap
@@ -206,12 +211,12 @@ int vm_find_vmm(char **path, runm_error_t *err);
 const char *vm_accel(const struct vm *vm);
 /* The user-mode network backend this VM runs with (VM_NET_*), NULL if none. */
 const char *vm_net_backend(const struct vm *vm);
-/* A deferred network (vm_config.net_deferred): start passt, binding the
- * published ports (an error names a port in use). 0 and nothing done when
- * not deferred or already started. */
+/* Open the published ports (the container starts): each is checked free
+ * first, an error names it. 0 and nothing done when there are none or they
+ * are open. */
 int vm_net_start(struct vm *vm, runm_error_t *err);
-/* Stop passt now: the published ports are free again; the guest's network
- * is gone. Idempotent, also when there is no passt. */
+/* Close them again (the container's init exited), as runc's close with its
+ * network namespace. Idempotent. */
 void vm_net_close(struct vm *vm);
 /* The backend cfg would get: $RUNM_NET_BACKEND, cfg's, else passt where it
  * is installed, else slirp; an unknown name or a missing passt is an error. */
