@@ -54,14 +54,14 @@ static int make_readonly(const char *target, runm_error_t *err)
  * bound recursively, as the 9p share of it used to serve its submounts too,
  * and made a slave at once: unmounting our copy must never propagate back
  * to the source's peers and take the host's own submounts with it. */
-static int bind_one(const char *src, const char *target, bool dir, bool ro, runm_error_t *err)
+static int bind_one(const char *src, const char *shown, const char *target, bool dir, bool ro, runm_error_t *err)
 {
 	if (mount(src, target, NULL, MS_BIND | (dir ? MS_REC : 0), NULL) < 0)
-		return runm_error_make(err, errno, "bind `%s` for the VM", src);
+		return runm_error_make(err, errno, "bind `%s` for the VM", shown);
 	if (mount(NULL, target, NULL, MS_REC | MS_SLAVE, NULL) < 0) {
 		int e = errno;
 		umount2(target, MNT_DETACH);
-		return runm_error_make(err, e, "make the bind of `%s` a slave mount", src);
+		return runm_error_make(err, e, "make the bind of `%s` a slave mount", shown);
 	}
 	if (ro && make_readonly(target, err) < 0) {
 		umount2(target, MNT_DETACH);
@@ -70,21 +70,61 @@ static int bind_one(const char *src, const char *target, bool dir, bool ro, runm
 	return 0;
 }
 
+/* An O_PATH fd on path (absolute), opened one component at a time with
+ * O_NOFOLLOW: no symlink anywhere in it is followed. spec.c checked the
+ * source has none, but a component could be swapped for one since (runc's
+ * CVE-2021-30465 is the same race on the other end): binding through the
+ * fd binds exactly the object found now, or nothing. */
+static int open_no_symlinks(const char *path, bool dir, runm_error_t *err)
+{
+	cleanup_free char *copy = xstrdup(path);
+	cleanup_close int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	char *save = NULL;
+	struct stat st;
+
+	if (fd < 0)
+		return runm_error_make(err, errno, "open /");
+	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		int next = openat(fd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0)
+			return runm_error_make(err, errno, "bind mount source `%s`", path);
+		close(fd);
+		fd = next;
+		/* O_PATH|O_NOFOLLOW opens a symlink itself: refuse it, on the way or at the end. */
+		if (fstat(fd, &st) < 0)
+			return runm_error_make(err, errno, "bind mount source `%s`", path);
+		if (S_ISLNK(st.st_mode))
+			return runm_error_make(err, ELOOP,
+					       "bind mount source `%s`: `%s` became a symlink since it was checked", path,
+					       c);
+	}
+	if (fstat(fd, &st) < 0)
+		return runm_error_make(err, errno, "bind mount source `%s`", path);
+	if (dir ? !S_ISDIR(st.st_mode) : S_ISDIR(st.st_mode))
+		return runm_error_make(err, EINVAL, "bind mount source `%s` changed type since it was checked", path);
+	return steal_fd(&fd);
+}
+
 static int stage_share(const char *cdir, const struct spec_share *sh, runm_error_t *err)
 {
 	cleanup_free char *d = xasprintf("%s/%s", cdir, sh->tag);
-	cleanup_free char *target = NULL;
-	cleanup_close int fd = -1;
+	cleanup_free char *target = NULL, *via = NULL;
+	cleanup_close int fd = -1, src = -1;
 
 	if (mkdir(d, 0700) < 0)
 		return runm_error_make(err, errno, "create `%s`", d);
+	src = open_no_symlinks(sh->host_path, sh->file == NULL, err);
+	if (src < 0)
+		return -1;
+	/* mount(2) on the magic link binds what the fd holds, whatever the path says now. */
+	via = xasprintf("/proc/self/fd/%d", src);
 	if (sh->file == NULL)
-		return bind_one(sh->host_path, d, true, sh->readonly, err);
+		return bind_one(via, sh->host_path, d, true, sh->readonly, err);
 	target = xasprintf("%s/%s", d, sh->file);
 	fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return runm_error_make(err, errno, "create `%s`", target);
-	return bind_one(sh->host_path, target, false, sh->readonly, err);
+	return bind_one(via, sh->host_path, target, false, sh->readonly, err);
 }
 
 int stage_container(const char *shared, const char *id, const struct spec *sp, runm_error_t *err)
@@ -105,7 +145,7 @@ int stage_container(const char *shared, const char *id, const struct spec *sp, r
 		runm_error_make(err, errno, "create `%s`", rootfs);
 		goto fail;
 	}
-	if (bind_one(sp->rootfs, rootfs, true, false, err) < 0)
+	if (bind_one(sp->rootfs, sp->rootfs, rootfs, true, false, err) < 0)
 		goto fail;
 	for (size_t i = 0; i < sp->n_shares; i++)
 		if (stage_share(cdir, &sp->shares[i], err) < 0)

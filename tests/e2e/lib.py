@@ -38,7 +38,7 @@ __all__ = ["REPO", "BUILD", "BIN", "RUNM", "RUNC", "BUSYBOX_REF", "Containerd", 
            "CmdError", "import_busybox", "busybox_tarball", "image_tarball", "bridge_conflist", "ip", "netns_path",
            "wait_for", "run", "leaks", "assert_no_leaks",
            "kill_leftovers", "test", "main", "log", "free_port", "port_is_free", "proc_mem_kib", "settled", "env_test",
-           "shim_state_dir", "runm_temp_leftovers", "mem_available_kib"]
+           "shim_state_dir", "runm_temp_leftovers", "mem_available_kib", "shim_pid", "vmm_pid"]
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(REPO, os.environ.get("BUILD", "build"))
@@ -642,6 +642,18 @@ def _stray_procs(cd=None):
         if belongs:
             mine.add((pid, kind, cmd))
     return sorted(mine)
+
+
+def shim_pid(cd, cid):
+    """The pid of container cid's shim, from its bundle."""
+    with open(os.path.join(cd.bundle(cid), "shim.pid")) as f:
+        return int(f.read())
+
+
+def vmm_pid(cd, cid):
+    """The pid of container cid's VMM, from its bundle."""
+    with open(os.path.join(cd.bundle(cid), "vmm.pid")) as f:
+        return int(f.read())
 
 
 def shim_state_dir(bundle):

@@ -21,7 +21,7 @@ import termios
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import BUILD, RUNM, import_busybox, log, proc_mem_kib, test, wait_for  # noqa: E402
+from lib import BUILD, RUNM, import_busybox, log, proc_mem_kib, shim_pid, test, vmm_pid, wait_for  # noqa: E402
 from bundle import ROOT, Bundle, cli_test, config, runm, runm_popen  # noqa: E402
 
 CAP = 1 << 20  # CONSOLE_LOG_MAX
@@ -202,16 +202,6 @@ def cli_stdout_flood_without_reader_keeps_rss_bounded():
                 p.kill()
                 p.wait()
         runm("delete", "--force", "flood2", check=False, timeout=60)
-
-
-def shim_pid(cd, cid):
-    with open(os.path.join(cd.bundle(cid), "shim.pid")) as f:
-        return int(f.read())
-
-
-def vmm_pid(cd, cid):
-    with open(os.path.join(cd.bundle(cid), "vmm.pid")) as f:
-        return int(f.read())
 
 
 def stdout_fifo(pid):

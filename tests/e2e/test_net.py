@@ -141,7 +141,7 @@ def host_loopback_only_when_asked():
 
 
 @cli_test
-def published_ranges_random_and_ipv6():
+def published_ranges_and_random_ports():
     hp = free_port()
     while not port_is_free(hp + 1):
         hp = free_port()

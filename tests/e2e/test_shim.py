@@ -48,16 +48,6 @@ def ctr_tty(cd, *args, timeout=60):
     return status, out.decode(errors="replace").replace("\r", "")
 
 
-def shim_pid(cd, cid):
-    with open(os.path.join(cd.bundle(cid), "shim.pid")) as f:
-        return int(f.read())
-
-
-def vmm_pid(cd, cid):
-    with open(os.path.join(cd.bundle(cid), "vmm.pid")) as f:
-        return int(f.read())
-
-
 @test
 def run_rm_echo(cd):
     img = import_busybox(cd)

@@ -275,3 +275,45 @@ TEST(rm_rf_stops_at_a_mount_point)
 	CHECK(rm_rf(d, &err) == 0);
 	fixture_free(&fx);
 }
+
+/* The race runc's CVE-2021-30465 is about, forced: spec.c checked a source
+ * with no symlink in its path, then a component of it (or the source
+ * itself) became a symlink to somewhere else before the bind. The bind is
+ * refused, nothing is mounted, and what the link points to is never shared. */
+TEST(source_swapped_for_a_symlink_is_refused)
+{
+	struct fixture fx;
+	cleanup_error runm_error_t err = NULL;
+	cleanup_free char *shared = NULL, *moved = NULL, *secret = NULL, *p = NULL, *parent = NULL;
+
+	if (!isolated())
+		return;
+	fixture_make(&fx);
+	CHECK(stage_shared_create(fx.state, &shared, &err) == 0);
+	/* The directory source itself swapped: rw -> a link to the host's secret dir. */
+	moved = xasprintf("%s/rw.checked", fx.top);
+	secret = xasprintf("%s/secret", fx.top);
+	CHECK(mkdir(secret, 0700) == 0 && rename(fx.rw, moved) == 0 && symlink(secret, fx.rw) == 0);
+	CHECK(stage_container(shared, "c", &fx.spec, &err) < 0);
+	CHECK(strstr(runm_error_msg(err), "symlink") != NULL);
+	CHECK_EQ_INT(count_mounts_under(fx.state), 1);
+	p = xasprintf("%s/c", shared);
+	CHECK(access(p, F_OK) < 0);
+	runm_error_release(&err);
+	CHECK(unlink(fx.rw) == 0 && rename(moved, fx.rw) == 0);
+	/* A parent of the file source swapped: top/etcdir -> a link, the file
+	 * named through it. */
+	parent = xasprintf("%s/files", fx.top);
+	CHECK(mkdir(parent, 0755) == 0);
+	free(p);
+	p = xasprintf("%s/files/conf.txt", fx.top);
+	put(p, "x\n");
+	CHECK(rename(parent, moved) == 0 && symlink(moved, parent) == 0);
+	fx.shares[2].host_path = p;
+	CHECK(stage_container(shared, "c", &fx.spec, &err) < 0);
+	CHECK(strstr(runm_error_msg(err), "symlink") != NULL);
+	CHECK_EQ_INT(count_mounts_under(fx.state), 1);
+	fx.shares[2].host_path = fx.file;
+	stage_release_all(fx.state);
+	fixture_free(&fx);
+}
