@@ -94,12 +94,12 @@ void net_announce(void)
 
 	if (!passt)
 		return;
-	/* passt learns the guest's MAC from the guest's frames, and sends
-	 * nothing in before it; and the guest's IPv6 address and route come
-	 * from passt's router advertisement. A VM restored from a template
-	 * has sent no frame to this passt and asked for no advertisement
-	 * since its kernel's own solicitations at boot, long gone: one
-	 * router solicitation does both (the kernel computes the checksum). */
+	/* The guest's IPv6 address and route come from passt's router
+	 * advertisement, and passt learns the guest's MAC from its frames. A
+	 * VM restored from a template asked for no advertisement since its
+	 * kernel's own solicitations at boot, sent to the template's passt,
+	 * long gone: one router solicitation to this passt (the kernel
+	 * computes the checksum). */
 	fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
 	inet_pton(AF_INET6, "ff02::2", &sa.sin6_addr);
 	sa.sin6_scope_id = if_nametoindex(NIC);
@@ -209,10 +209,10 @@ int net_setup(runm_error_t *err)
 	if (passt && passt_nics(fd, err) < 0)
 		return -1;
 	if (passt) {
+		struct ifreq ifr;
 		/* passt is the link's only other node: no duplicate to detect,
 		 * and the SLAAC address is usable at once instead of after 1 s. */
 		sysctl_set("/proc/sys/net/ipv6/conf/" NIC "/accept_dad", "0\n");
-		struct ifreq ifr;
 		ifr_init(&ifr, NIC);
 		ifr.ifr_mtu = VM_NET_PASST_MTU;
 		if (ioctl(fd, SIOCSIFMTU, &ifr) < 0)

@@ -30,8 +30,8 @@ int net_setup(runm_error_t *err);
 int net_configure(const char *address, const char *gateway, unsigned mtu, const char *mac, runm_error_t *err);
 
 /* Under passt, send a router solicitation out of eth0: after a restore
- * from a template passt has seen no frame of this guest's yet, and the
- * guest no advertisement (IPv6 address, route) of this passt's. No-op otherwise. */
+ * from a template the guest has no advertisement (IPv6 address, route) of
+ * this passt's. No-op otherwise. */
 void net_announce(void);
 
 /* Whether net_setup configured eth0 (or left it for net_configure). */

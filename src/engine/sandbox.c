@@ -367,7 +367,6 @@ static void send_ping(struct sandbox *sb)
 	ping.host_time_ns = now_real_ns();
 	ping.entropy.data = seed;
 	ping.entropy.len = got == sizeof(seed) ? got : 0;
-
 	pc->sb = sb;
 	pc->gen = sb->boot_gen;
 	ttrpc_call(sb->conn, AGENT_SERVICE, "Ping", &ping.base, 10000, 0, on_ping, pc);

@@ -24,7 +24,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-
 /* Fds the child sees (vm_spawn passes pass_fds[i] as 3 + i). */
 #define CHILD_FD_AGENT 3
 #define CHILD_FD_QMP 4
@@ -51,7 +50,6 @@ static const struct qemu_arch arch = { "qemu-system-aarch64", "qemu-system-arm",
 #else
 #error "runm's QEMU backend supports x86_64 and aarch64 hosts"
 #endif
-
 
 /* ---- command line ---- */
 
