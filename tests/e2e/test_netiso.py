@@ -11,6 +11,7 @@ unless it opts in with --host-loopback. No packet leaves the namespaces the
 test made."""
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -52,8 +53,8 @@ class Netns:
                 with open(os.path.join(d, "index.html"), "w") as f:
                     f.write(name + "\n")
                 listen = "%s:%d" % (addr, self.port) if addr else str(self.port)
-                self.procs.append(run(["ip", "netns", "exec", ns, BUSYBOX, "httpd", "-p", listen, "-h", d],
-                                      timeout=10))
+                self.procs.append(subprocess.Popen(["ip", "netns", "exec", ns, BUSYBOX, "httpd", "-f", "-p", listen,
+                                                    "-h", d], stdin=subprocess.DEVNULL))
             for ns, url in ((H, "http://127.0.0.1:%d/"), (H, "http://198.51.100.1:%d/"),
                             (H, "http://198.51.100.2:%d/"), (H, "http://[fd52::2]:%d/")):
                 wait_for(lambda: run(["ip", "netns", "exec", ns, BUSYBOX, "wget", "-q", "-O", "-",
@@ -65,9 +66,10 @@ class Netns:
         return self
 
     def __exit__(self, *exc):
-        # httpd daemonizes: its namespace's processes die with the namespace's
-        # last user only if killed; find them by their document root.
-        run(["pkill", "-f", "httpd -p .* -h " + self.www], check=False, timeout=10)
+        # A namespace's processes outlive its removal: stop them first.
+        for p in self.procs:
+            p.kill()
+            p.wait()
         ip("netns", "del", H, check=False)
         ip("netns", "del", O, check=False)
         shutil.rmtree(self.www, ignore_errors=True)
