@@ -5,16 +5,16 @@
  *
  * The host's own addresses. Both map the gateway (10.0.2.2) to the host's
  * 127.0.0.1, and both reach any address of the host as the outside world.
- * passt's --no-map-gw does not help: published ports then reach the guest
- * from 127.0.0.1 itself, a source the guest drops, and what the guest sends
- * to 10.0.2.2 leaves for the network beyond. So the line is drawn on the
- * host, where a guest cannot move it: an isolated VM's passt runs as
- * VM_NET_ISOLATED_UID, and one firewall rule per family and protocol
- * (net_guard) rejects every new connection of that user to a local
- * address, loopback or not. Published ports are connections passt accepts:
- * their packets are not new, they pass. DNS (port 53) passes too: the
+ * passt's --no-map-gw does not help: what the guest sends to 10.0.2.2 then
+ * leaves for the network beyond, and the host's other addresses stay open.
+ * So the line is drawn on the host, where a guest cannot move it: an
+ * isolated VM's passt runs as VM_NET_ISOLATED_UID, and one firewall rule
+ * per family and protocol (net_guard) rejects every new connection of that
+ * user to a local address, loopback or not; the replies of connections it
+ * made to the world are not new and pass. DNS (port 53) passes too: the
  * host's resolver may be on its loopback (systemd-resolved). A VM with
- * host_loopback runs passt as `nobody`, which no rule names. */
+ * host_loopback runs passt as `nobody`, which no rule names. Published
+ * ports do not go through passt at all (qemu.c says why). */
 #include "net.h"
 #include "ports.h"
 #include "common/log.h"
@@ -22,11 +22,9 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,7 +61,7 @@ static int run_quiet(char *const argv[], const struct vm *vm, runm_error_t *err)
 		return -1;
 	p = (struct pollfd){ .fd = pidfd, .events = POLLIN };
 	if (poll(&p, 1, NET_GUARD_TIMEOUT_MS) == 0)
-		kill(pid, SIGKILL);
+		vm_kill(pid, pidfd);
 	close(pidfd);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
@@ -133,11 +131,6 @@ int vm_choose_net(const struct vm_config *cfg, const char **backend, runm_error_
 		return runm_error_make(err, ENOENT, "network backend passt: `passt` not found (apt-get install passt)");
 	*backend = VM_NET_PASST;
 	return 0;
-}
-
-const char *vm_net_backend(const struct vm *vm)
-{
-	return vm->net;
 }
 
 char **vm_passt_argv(const struct vm_config *cfg, const char *passt, const char *log_path, int fd)
@@ -257,26 +250,17 @@ void vm_net_close(struct vm *vm)
 		}
 }
 
-/* Kill passt and reap it, after grace_ms for it to exit by itself. */
-static void net_end(struct vm *vm, int grace_ms)
+void vm_net_stop(struct vm *vm)
 {
 	struct pollfd p = { .fd = vm->net_pidfd, .events = POLLIN };
 
 	if (vm->net_pid <= 0)
 		return;
-	if (poll(&p, 1, grace_ms) == 0) {
-		/* Through the pidfd: it names this passt, never a reuse of its pid. */
-		if (syscall(SYS_pidfd_send_signal, vm->net_pidfd, SIGKILL, NULL, 0) < 0 && errno == ENOSYS)
-			kill(vm->net_pid, SIGKILL);
-	}
+	if (poll(&p, 1, NET_STOP_GRACE_MS) == 0)
+		vm_kill(vm->net_pid, vm->net_pidfd);
 	/* ECHILD: a reaper of the caller's (waitpid(-1)) was first; fine. */
 	while (waitpid(vm->net_pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	vm->net_pid = -1;
 	close_and_reset(&vm->net_pidfd);
-}
-
-void vm_net_stop(struct vm *vm)
-{
-	net_end(vm, NET_STOP_GRACE_MS);
 }

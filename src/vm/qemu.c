@@ -190,6 +190,16 @@ static const char *machine(const char *accel)
 #endif
 }
 
+/* The user-mode network backend cfg gets (VM_NET_*), NULL when the NIC is
+ * a tap or there is none. */
+static int user_net(const struct vm_config *cfg, const char **net, runm_error_t *err)
+{
+	*net = NULL;
+	if (cfg->tap_fd > 0 || !cfg->network)
+		return 0;
+	return vm_choose_net(cfg, net, err);
+}
+
 /* key: the command line of a template's key (template.c): what differs per
  * VM and is not in the migration stream (the state dir and share paths, the
  * published ports) is left out; the console's socket is the template's and
@@ -197,19 +207,14 @@ static const char *machine(const char *accel)
  * its chardev). A tap NIC can have one: its MAC is QEMU's default in every
  * VM (the agent sets the mirrored one, which reaches virtio-net's filter
  * through the guest driver), its fd number is fixed. */
-static int build_argv(const struct vm_config *cfg, const char *binary, const char *accel, const char *state_dir,
-		      const char *restore_path, bool key, char ***out, runm_error_t *err)
+static int build_argv(const struct vm_config *cfg, const char *binary, const char *accel, const char *net,
+		      const char *state_dir, const char *restore_path, bool key, char ***out, runm_error_t *err)
 {
 	cleanup_strv char **argv = NULL;
-	const char *net = NULL;
-	cleanup_free char *append = NULL;
+	cleanup_free char *append = kernel_cmdline(cfg, accel, net);
 	cleanup_free char *kernel = opt_escape(cfg->kernel), *initrd = opt_escape(cfg->initrd);
 	cleanup_free char *name = opt_escape(key ? "@state" : state_dir);
 	const char *v = arch.virtio;
-
-	if (cfg->tap_fd <= 0 && cfg->network && vm_choose_net(cfg, &net, err) < 0)
-		return -1;
-	append = kernel_cmdline(cfg, accel, net);
 
 	strv_push(&argv, binary);
 	/* The state dir on the command line: vm_is_ours (and a test's leak
@@ -374,12 +379,11 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 	q->qmp_fd = -1;
 	vm->priv = q;
 
-	if (cfg->tap_fd <= 0 && cfg->network) {
-		if (vm_choose_net(cfg, &vm->net, err) < 0)
-			return -1;
+	if (user_net(cfg, &vm->net, err) < 0)
+		return -1;
+	if (vm->net)
 		log_info("user-mode network: %s%s", vm->net,
 			 cfg->host_loopback || strcmp(vm->net, VM_NET_SLIRP) == 0 ? ", the host's loopback reachable" : "");
-	}
 	if (cfg->tap_fd <= 0 && vm_ports_check(cfg, err) < 0)
 		return -1;
 	vm_net_prepare(vm, cfg);
@@ -388,7 +392,7 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 		return runm_error_make(err, EINVAL, "MAC `%s`: expected aa:bb:cc:dd:ee:ff", cfg->mac);
 	if (find_binary(cfg, &binary, err) < 0)
 		return -1;
-	if (build_argv(cfg, binary, accel, vm->state_dir, vm->restore_path, false, &argv, err) < 0)
+	if (build_argv(cfg, binary, accel, vm->net, vm->state_dir, vm->restore_path, false, &argv, err) < 0)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return runm_error_make(err, errno, "socketpair for the agent channel");
@@ -454,8 +458,9 @@ static int qemu_describe(const struct vm_config *cfg, const char *binary, const 
 {
 	cleanup_strv char **argv = NULL;
 	cleanup_free char *line = xstrdup("");
+	const char *net;
 
-	if (build_argv(cfg, binary, accel, NULL, NULL, true, &argv, err) < 0)
+	if (user_net(cfg, &net, err) < 0 || build_argv(cfg, binary, accel, net, NULL, NULL, true, &argv, err) < 0)
 		return -1;
 	for (size_t i = 0; argv[i]; i++) {
 		char *next = xasprintf("%sarg %s\n", line, argv[i]);

@@ -94,6 +94,9 @@ int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pa
 int vm_spawn_process(const struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass,
 		     const char *log_path, pid_t *pid, int *pidfd, runm_error_t *err);
 
+/* SIGKILL a process vm_spawn_process started (through its pidfd). */
+void vm_kill(pid_t pid, int pidfd);
+
 /* Wait until the VMM exits or deadline_ns passes (no reaping).
  * Returns 1 if it exited, 0 on timeout, -1 on error. */
 int vm_wait_exit(struct vm *vm, uint64_t deadline_ns, runm_error_t *err);

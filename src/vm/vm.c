@@ -518,11 +518,11 @@ static int pass_error(runm_error_t *err, runm_error_t *from)
 	return -1;
 }
 
-static void kill_vmm(struct vm *vm)
+void vm_kill(pid_t pid, int pidfd)
 {
 	/* Through the pidfd where we can: it names this process, never a reuse. */
-	if (syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0) < 0 && errno == ENOSYS)
-		kill(vm->pid, SIGKILL);
+	if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0 && errno == ENOSYS)
+		kill(pid, SIGKILL);
 }
 
 int vm_stop(struct vm *vm, unsigned timeout_ms, runm_error_t *err)
@@ -549,7 +549,7 @@ int vm_stop(struct vm *vm, unsigned timeout_ms, runm_error_t *err)
 	if (reap(vm, WNOHANG, NULL) == 1)
 		return 0;
 	log_debug("VMM pid %d did not quit within %u ms: SIGKILL", (int)vm->pid, timeout_ms);
-	kill_vmm(vm);
+	vm_kill(vm->pid, vm->pidfd);
 	/* SIGKILL cannot be caught: this wait ends as soon as the kernel tears it down. */
 	runm_error_release(&qerr);
 	if (reap(vm, 0, &qerr) < 0 && !vm->reaped)

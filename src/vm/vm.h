@@ -209,8 +209,6 @@ int vm_check_accel(const char *accel, runm_error_t *err);
 int vm_find_vmm(char **path, runm_error_t *err);
 /* The accelerator this VM runs under. */
 const char *vm_accel(const struct vm *vm);
-/* The user-mode network backend this VM runs with (VM_NET_*), NULL if none. */
-const char *vm_net_backend(const struct vm *vm);
 /* Open the published ports (the container starts): each is checked free
  * first, an error names it. 0 and nothing done when there are none or they
  * are open. */
