@@ -68,6 +68,11 @@ class Bundle:
             f.write("root:x:0:\nuser:x:1000:\n")
         self.write(config(args, **kw))
 
+    def read(self):
+        """config.json as it is now, to change and write() back."""
+        with open(os.path.join(self.path, "config.json")) as f:
+            return json.load(f)
+
     def write(self, cfg):
         with open(os.path.join(self.path, "config.json"), "w") as f:
             json.dump(cfg, f, indent=1)

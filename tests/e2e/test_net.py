@@ -42,9 +42,10 @@ def run_detached(*args):
         return runm("run", "--detach", *args, stdout=null, stderr=null)
 
 
-def www_bundle(text):
-    """A bundle running busybox httpd on port 80, serving index.html = text."""
-    b = Bundle(["httpd", "-f", "-p", "80", "-h", "/www"])
+def www_bundle(text, args=("httpd", "-f", "-p", "80", "-h", "/www")):
+    """A bundle running busybox httpd (on port 80 unless args say otherwise),
+    serving /www/index.html = text."""
+    b = Bundle(args)
     www = os.path.join(b.path, "rootfs", "www")
     os.makedirs(www)
     with open(os.path.join(www, "index.html"), "w") as f:
@@ -127,8 +128,7 @@ def host_loopback_only_when_asked():
             # Opted in (the CLI flag, or the annotation), it is.
             r = runm("run", "--host-loopback", "--bundle", b.path, "wget1", check=False)
             assert r.returncode == 0 and r.stdout == text, r
-            with open(os.path.join(b.path, "config.json")) as f:
-                cfg = json.load(f)
+            cfg = b.read()
             cfg["annotations"] = {"io.runm.host-loopback": "true"}
             b.write(cfg)
             r = runm("run", "--bundle", b.path, "wget2", check=False)
@@ -146,12 +146,8 @@ def published_ranges_and_random_ports():
     while not port_is_free(hp + 1):
         hp = free_port()
     hp6 = free_port()
-    with www_bundle("ranged\n") as b:
-        with open(os.path.join(b.path, "config.json")) as f:
-            cfg = json.load(f)
-        cfg["process"]["args"] = ["sh", "-c", "httpd -p 80 -h /www && httpd -p 81 -h /www && "
-                                  "exec httpd -f -p 82 -h /www"]
-        b.write(cfg)
+    with www_bundle("ranged\n", ["sh", "-c", "httpd -p 80 -h /www && httpd -p 81 -h /www && "
+                                  "exec httpd -f -p 82 -h /www"]) as b:
         run_detached("-p", "127.0.0.1:%d-%d:80-81" % (hp, hp + 1), "-p", "127.0.0.1::82",
                      "--bundle", b.path, "ranges")
         st = json.loads(runm("state", "ranges").stdout)
@@ -213,8 +209,7 @@ def port_in_use_is_a_clear_error():
             r = runm("run", "-p", "99999:80", "--bundle", b.path, "bad1", check=False)
             assert r.returncode != 0 and "--publish" in r.stderr and "99999" in r.stderr, r
             # and annotations name the annotation
-            with open(os.path.join(b.path, "config.json")) as f:
-                cfg = json.load(f)
+            cfg = b.read()
             cfg["annotations"] = {"io.runm.ports": "127.0.0.1:80"}
             b.write(cfg)
             r = runm("run", "--bundle", b.path, "bad2", check=False)
@@ -239,8 +234,7 @@ def resolv_conf_and_loopback():
 @cli_test
 def network_none_annotation():
     with Bundle(["sh", "-c", "ls /sys/class/net; ip -4 addr show dev lo | grep -c 'inet 127.0.0.1'"]) as b:
-        with open(os.path.join(b.path, "config.json")) as f:
-            cfg = json.load(f)
+        cfg = b.read()
         cfg["annotations"] = {"io.runm.network": "none"}
         b.write(cfg)
         r = runm("run", "--bundle", b.path, "nonet1", check=False)
