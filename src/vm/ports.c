@@ -29,11 +29,9 @@ static int port_error(const struct vm_port *p, unsigned port, int e, runm_error_
 }
 
 /* The host address of p as a socket address (port unset). */
-static int port_addr(const struct vm_port *p, struct sockaddr_storage *ss, socklen_t *len, runm_error_t *err)
+static int port_addr(const struct vm_port *p, struct sockaddr_in *in, runm_error_t *err)
 {
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-
-	memset(ss, 0, sizeof(*ss));
+	*in = (struct sockaddr_in){ .sin_family = AF_INET };
 	/* The address lands in a QEMU command: an address, nothing else.
 	 * IPv4 only: QEMU 7.2's slirp forwards nothing else. */
 	if (inet_pton(AF_INET, vm_port_ip(p), &in->sin_addr) != 1)
@@ -41,45 +39,38 @@ static int port_addr(const struct vm_port *p, struct sockaddr_storage *ss, sockl
 				       "published port %u/%s: host address `%s` is not an IPv4 address (QEMU 7.2 forwards "
 				       "no IPv6)",
 				       p->host_port, vm_port_proto(p), vm_port_ip(p));
-	in->sin_family = AF_INET;
-	*len = sizeof(*in);
 	return 0;
 }
 
-/* Bind (and listen on) host port `port` of p; the fd in *fd. */
-static int hold_port(const struct vm_port *p, const struct sockaddr_storage *ss, socklen_t len, unsigned port,
-		     int *fd, runm_error_t *err)
+/* Bind (and listen on) host port `port` of p at address *addr; the fd in *fd. */
+static int hold_port(const struct vm_port *p, const struct sockaddr_in *addr, unsigned port, int *fd,
+		     runm_error_t *err)
 {
-	struct sockaddr_storage sa = *ss;
+	struct sockaddr_in sa = *addr;
 	bool udp = p->proto == VM_PROTO_UDP;
 	int one = 1;
 
-	if (sa.ss_family == AF_INET)
-		((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)port);
-	else
-		((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)port);
-	*fd = socket(sa.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+	sa.sin_port = htons((uint16_t)port);
+	*fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
 	if (*fd < 0)
 		return runm_error_make(err, errno, "socket");
-	/* As slirp and passt do for their listeners: a TIME_WAIT left by an
-	 * earlier container does not make a TCP port busy, a listener does. */
+	/* As slirp does for its listeners: a TIME_WAIT left by an earlier
+	 * container does not make a TCP port busy, a listener does. */
 	if (!udp)
 		setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (sa.ss_family == AF_INET6)
-		setsockopt(*fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	/* Listen too: with SO_REUSEADDR on both sides, bind succeeds next to
 	 * a socket that is not listening yet; then listen fails. */
-	if (bind(*fd, (struct sockaddr *)&sa, len) < 0 || (!udp && listen(*fd, 1) < 0))
+	if (bind(*fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || (!udp && listen(*fd, 1) < 0))
 		return port_error(p, port, errno, err);
 	return 0;
 }
 
-/* Bind every published host port ourselves before the VMM or passt does: a
- * port in use then fails with an error naming it, instead of slirp's "Could
- * not set up host forwarding rule". All stay bound
- * until the end, so a port published twice is caught too. (They are bound
- * again a moment later: a race with another process remains; then QEMU's
- * own error stands, in the message too.) */
+/* Bind every published host port ourselves before the VMM does: a port in
+ * use then fails with an error naming it, instead of slirp's "Could not set
+ * up host forwarding rule". All stay bound until the end, so a port
+ * published twice is caught too. (They are bound again a moment later: a
+ * race with another process remains; then QEMU's own error stands, in the
+ * message too.) */
 int vm_ports_check(const struct vm_config *cfg, runm_error_t *err)
 {
 	cleanup_free int *fds = NULL;
@@ -102,12 +93,11 @@ int vm_ports_check(const struct vm_config *cfg, runm_error_t *err)
 	fds = xzalloc((total ? total : 1) * sizeof(*fds));
 	for (size_t i = 0; i < cfg->n_ports && r == 0; i++) {
 		const struct vm_port *p = &cfg->ports[i];
-		struct sockaddr_storage ss;
-		socklen_t len = 0;
+		struct sockaddr_in addr;
 
-		r = port_addr(p, &ss, &len, err);
+		r = port_addr(p, &addr, err);
 		for (unsigned j = 0; r == 0 && j < (p->count ? p->count : 1u); j++) {
-			r = hold_port(p, &ss, len, p->host_port + j, &fds[n], err);
+			r = hold_port(p, &addr, p->host_port + j, &fds[n], err);
 			if (fds[n] >= 0)
 				n++;
 		}
