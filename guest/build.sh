@@ -9,7 +9,7 @@
 #                     ELF vmlinux (PVH entry point), not a bzImage: under TCG
 #                     in-guest decompression is slow, and even against an LZ4
 #                     bzImage the PVH ELF boots 14% faster.
-#   initrd.img        /init = the agent, /usr/bin/crun + its libraries; with
+#   initrd.img        /init = the agent, /usr/bin/crun (+ its libraries); with
 #                     --kernel debian also the kernel modules and
 #                     /etc/runm/modules (load order).
 #   floor-initrd.img  /init powers off at once: the boot floor for benchmarks.
@@ -25,6 +25,14 @@
 #                     9p, overlay and vsock modules in the initramfs: the
 #                     fallback, slower to boot (2.5 s against 1.1 s for `runm
 #                     run true` under TCG) and twice the memory.
+#
+# crun (--crun, or $GUEST_CRUN):
+#   auto (default)    static, or Debian's if the static build fails (a
+#                     warning says so)
+#   static            built statically from Debian's crun source package by
+#                     guest/crun/build.sh (cached like the kernel): starts in
+#                     ~80 ms under TCG against ~230 ms for the dynamic one
+#   debian            Debian's packaged /usr/bin/crun and its ten libraries
 #
 # Debian flavour: Debian's `cloud-amd64` kernel has no 9p at all
 # (# CONFIG_NET_9P is not set), and runm shares rootfs and binds over
@@ -55,6 +63,7 @@ AGENT=
 OUT=
 CACHE=
 KSOURCE=${GUEST_KERNEL:-source}
+CRUN_FROM=${GUEST_CRUN:-auto}
 # Measured on the TCG test machine (see the end of this file): an uncompressed
 # initramfs boots fastest; gzip/lz4 only save disk.
 COMPRESS=${RUNM_GUEST_COMPRESS:-none}
@@ -65,6 +74,7 @@ while [ $# -gt 0 ]; do
 	--out) OUT=$2; shift 2 ;;
 	--cache) CACHE=$2; shift 2 ;;
 	--kernel) KSOURCE=$2; shift 2 ;;
+	--crun) CRUN_FROM=$2; shift 2 ;;
 	--compress) COMPRESS=$2; shift 2 ;;
 	-h | --help) usage ;;
 	*) usage ;;
@@ -74,6 +84,7 @@ done
 [ -f "$AGENT" ] || die "agent \`$AGENT\` not found: run \`make\` first"
 case "$COMPRESS" in none | gzip | lz4) ;; *) die "--compress: none, gzip or lz4" ;; esac
 case "$KSOURCE" in source | debian) ;; *) die "--kernel (GUEST_KERNEL): source or debian, not \`$KSOURCE\`" ;; esac
+case "$CRUN_FROM" in auto | static | debian) ;; *) die "--crun (GUEST_CRUN): auto, static or debian, not \`$CRUN_FROM\`" ;; esac
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
@@ -97,7 +108,7 @@ x86_64)
 	DEB_ARCH=amd64
 	FLAVOUR=${RUNM_GUEST_FLAVOUR:-amd64}
 	# -M microvm has virtio-mmio only (no PCI bus): no virtio_pci.
-	MODULES="virtio_mmio virtio_console 9p 9pnet_virtio virtio_net overlay vsock vmw_vsock_virtio_transport"
+	MODULES="virtio_mmio virtio_console virtio_balloon 9p 9pnet_virtio virtio_net overlay vsock vmw_vsock_virtio_transport"
 	GCC=gcc
 	;;
 aarch64)
@@ -274,9 +285,22 @@ copy_with_libs() { # BINARY
 }
 if [ "$NATIVE" = 1 ]; then
 	need crun crun
-	CRUN=$(dpkg -L crun 2>/dev/null | grep -m1 '/bin/crun$' || command -v crun)
-	install -m 0755 "$CRUN" "$ROOT/usr/bin/crun"
-	copy_with_libs "$CRUN"
+	CRUN=
+	if [ "$CRUN_FROM" != debian ]; then
+		if CRUN=$("$HERE/crun/build.sh"); then
+			install -m 0755 "$CRUN" "$ROOT/usr/bin/crun"
+		elif [ "$CRUN_FROM" = static ]; then
+			die "no static crun (GUEST_CRUN=static); GUEST_CRUN=debian takes Debian's"
+		else
+			echo "guest/build.sh: WARNING: no static crun, using Debian's dynamic one (slower to start under TCG)" >&2
+			CRUN=
+		fi
+	fi
+	if [ -z "$CRUN" ]; then
+		CRUN=$(dpkg -L crun 2>/dev/null | grep -m1 '/bin/crun$' || command -v crun)
+		install -m 0755 "$CRUN" "$ROOT/usr/bin/crun"
+		copy_with_libs "$CRUN"
+	fi
 else
 	die "the $ARCH initramfs needs crun for $ARCH: build it on an $ARCH host"
 fi
@@ -316,4 +340,4 @@ if ! cmp -s "$KERNEL" "$OUT/vmlinuz" 2>/dev/null; then
 	mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
 fi
 echo "$KREL" >"$OUT/kernel-release"
-echo "guest/build.sh: $OUT: kernel $KREL ($FLAVOUR), initrd $(du -h "$OUT/initrd.img" | cut -f1) ($COMPRESS), $(cat "$ROOT/etc/runm/modules" 2>/dev/null | wc -l) modules" >&2
+echo "guest/build.sh: $OUT: kernel $KREL ($FLAVOUR), initrd $(du -h "$OUT/initrd.img" | cut -f1) ($COMPRESS), $(cat "$ROOT/etc/runm/modules" 2>/dev/null | wc -l) modules, crun $(readelf -d "$ROOT/usr/bin/crun" 2>/dev/null | grep -q NEEDED && echo dynamic || echo static)" >&2

@@ -8,7 +8,8 @@ golang-github-containerd-containerd-dev qemu-system-x86 containerd crun busybox-
 linux-image-cloud-amd64 runc kmod cpio libjson-c-dev e2fsprogs python3 iproute2 util-linux
 containernetworking-plugins docker.io docker-compose iptables
 podman buildah podman-compose netavark aardvark-dns conmon
-linux-source-6.1 ccache bc bison flex libelf-dev libssl-dev xz-utils perl passt"
+linux-source-6.1 ccache bc bison flex libelf-dev libssl-dev xz-utils perl passt
+libseccomp-dev libcap-dev libgcrypt20-dev libgpg-error-dev patch"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -130,3 +130,24 @@ int crun_output(const char *const *args, size_t max, char **out, unsigned timeou
 		return read_file_at(AT_FDCWD, path, max, out, NULL, err);
 	}
 }
+
+int crun_start_fifo(const char *root, const char *id, runm_error_t *err)
+{
+	cleanup_free char *path = xasprintf("%s/%s/exec.fifo", root, id);
+	/* Non-blocking: with no reader (the init died) open fails with ENXIO
+	 * at once, where crun's blocking open would hang. */
+	cleanup_close int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	char byte = 0;
+
+	if (fd < 0 && errno == ENOENT)
+		return runm_error_make(err, 0, "start %s: not created, or started already (no %s)", id, path);
+	if (fd < 0 && errno == ENXIO)
+		return runm_error_make(err, 0, "start %s: its init exited before start", id);
+	if (fd < 0)
+		return runm_error_make(err, errno, "start %s: open %s", id, path);
+	if (unlink(path) < 0)
+		return runm_error_make(err, errno, "start %s: unlink %s", id, path);
+	if (write(fd, &byte, 1) != 1)
+		return runm_error_make(err, errno, "start %s: write %s", id, path);
+	return 0;
+}

@@ -313,8 +313,7 @@ static void h_start(struct ttrpc_stream *s, const uint8_t *payload, size_t len, 
 		return;
 	}
 	if (p->exec_id[0] == '\0') {
-		const char *args[] = { "start", c->id, NULL };
-		if (crun_run(args, (int[3]){ -1, -1, -1 }, CRUN_TIMEOUT_MS, &err) < 0)
+		if (crun_start_fifo(CRUN_ROOT, c->id, &err) < 0)
 			return reply_err(s, TTRPC_INTERNAL, &err);
 	} else {
 		cleanup_free char *spec = xasprintf("/run/runm/exec-%u.json", ++exec_seq);
