@@ -214,6 +214,19 @@ int jail_plan(const struct jail_spec *spec, struct jail **out, runm_error_t *err
 		}
 	}
 
+	/* QEMU's 9p server reaches files through /proc/self/fd/N (chmod and
+	 * xattrs on an O_PATH fd: 9p-util.c): that one directory, bound from
+	 * the host's proc (mount resolves "self" to this child, which the exec
+	 * keeps). Not a proc of its own: it would show every process QEMU may
+	 * ptrace, the other VMs' VMMs among them (same uid, same capabilities),
+	 * and through /proc/<pid>/root their jails. */
+	plan_dirs(&p, "/proc/self/fd");
+	{
+		cleanup_free char *t = xasprintf("%s/proc/self/fd", p.j->root);
+		add(&p, JAIL_MOUNT, t, "/proc/self/fd", NULL, NULL, MS_BIND);
+		add(&p, JAIL_MOUNT, t, NULL, NULL, NULL, RO_FLAGS | MS_NOEXEC);
+	}
+
 	if (bind_file(&p, "VMM binary", spec->binary, 0, err) < 0 ||
 	    bind_file(&p, "kernel", spec->kernel, MS_NOEXEC, err) < 0 ||
 	    bind_file(&p, "initrd", spec->initrd, MS_NOEXEC, err) < 0)
