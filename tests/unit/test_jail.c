@@ -66,10 +66,12 @@ static void fixture_make(struct fixture *fx)
 	touch(fx->initrd);
 }
 
+/* Also on a failed CHECK (cleanup attribute): nothing left in /tmp. */
 static void fixture_free(struct fixture *fx)
 {
 	cleanup_error runm_error_t err = NULL;
-	rm_rf(fx->top, &err);
+	if (fx->top)
+		rm_rf(fx->top, &err);
 	free(fx->top);
 	free(fx->root);
 	free(fx->kernel);
@@ -79,7 +81,7 @@ static void fixture_free(struct fixture *fx)
 
 TEST(plan_binds_only_what_qemu_opens)
 {
-	struct fixture fx;
+	struct fixture fx __attribute__((cleanup(fixture_free))) = { 0 };
 	cleanup_jail struct jail *j = NULL;
 	cleanup_error runm_error_t err = NULL;
 	cleanup_free char *usr = NULL, *k = NULL, *sh = NULL, *null = NULL, *kvm = NULL, *lib = NULL;
@@ -153,12 +155,11 @@ TEST(plan_binds_only_what_qemu_opens)
 		cleanup_free char *d = jail_step_describe(j, n);
 		CHECK(strncmp(d, "confine the VMM", 15) == 0);
 	}
-	fixture_free(&fx);
 }
 
 TEST(plan_adds_kvm_and_resolv_when_asked)
 {
-	struct fixture fx;
+	struct fixture fx __attribute__((cleanup(fixture_free))) = { 0 };
 	cleanup_jail struct jail *j = NULL;
 	cleanup_error runm_error_t err = NULL;
 	struct jail_spec spec;
@@ -175,14 +176,13 @@ TEST(plan_adds_kvm_and_resolv_when_asked)
 	CHECK((find(j, JAIL_MOUNT, NULL, "/dev/kvm") >= 0) == (stat("/dev/kvm", &st) == 0));
 	if (stat("/etc/resolv.conf", &st) == 0)
 		CHECK(find(j, JAIL_MOUNT, NULL, "/etc/resolv.conf") >= 0);
-	fixture_free(&fx);
 }
 
 TEST(plan_refuses_paths_it_cannot_copy)
 {
 	static const char *const bad[] = { "relative/vmlinux", "/a/../etc/shadow", "/a/./b", "/a/..", "" };
 	cleanup_error runm_error_t err = NULL;
-	struct fixture fx;
+	struct fixture fx __attribute__((cleanup(fixture_free))) = { 0 };
 
 	fixture_make(&fx);
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -203,7 +203,6 @@ TEST(plan_refuses_paths_it_cannot_copy)
 		CHECK(jail_plan(&spec, &j, &err) < 0);
 		CHECK(strstr(runm_error_msg(err), "/nonexistent/vmlinux") != NULL);
 	}
-	fixture_free(&fx);
 }
 
 /* ---- a real jail (root) ---- */
@@ -287,10 +286,35 @@ static int jailed_child(const struct jail *j, const char *shared, int ready, int
 	return 0;
 }
 
-TEST(child_in_jail_sees_late_binds_and_keeps_few_caps)
+/* What the child test leaves if a CHECK fails half-way: the child, the
+ * staged binds, the temp dir. */
+struct child_ctx {
+	char *top, *state;
+	pid_t pid;
+};
+
+static void child_ctx_free(struct child_ctx *c)
 {
 	cleanup_error runm_error_t err = NULL;
-	cleanup_free char *top = NULL, *state = NULL, *shared = NULL, *kernel = NULL, *root = NULL;
+	if (c->pid > 0) {
+		kill(c->pid, SIGKILL);
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (c->state)
+		stage_release_all(c->state);
+	if (c->top)
+		rm_rf(c->top, &err);
+	free(c->top);
+	free(c->state);
+}
+
+TEST(child_in_jail_sees_late_binds_and_keeps_few_caps)
+{
+	struct child_ctx ctx __attribute__((cleanup(child_ctx_free))) = { .pid = -1 };
+	cleanup_error runm_error_t err = NULL;
+	cleanup_free char *shared = NULL, *kernel = NULL, *root = NULL;
+	const char *top, *state;
 	cleanup_free char *rootfs = NULL, *etc = NULL, *rw = NULL, *ro = NULL, *seen = NULL;
 	cleanup_jail struct jail *j = NULL;
 	struct spec sp = { 0 };
@@ -303,8 +327,8 @@ TEST(child_in_jail_sees_late_binds_and_keeps_few_caps)
 	if (!isolated())
 		return;
 	signal(SIGPIPE, SIG_IGN); /* a child that failed early closed its pipes */
-	top = tmpdir();
-	state = xasprintf("%s/state", top);
+	top = ctx.top = tmpdir();
+	state = ctx.state = xasprintf("%s/state", top);
 	kernel = xasprintf("%s/vmlinux", top);
 	root = xasprintf("%s/" JAIL_DIR, state);
 	rootfs = xasprintf("%s/rootfs", top);
@@ -321,7 +345,7 @@ TEST(child_in_jail_sees_late_binds_and_keeps_few_caps)
 	CHECK(jail_plan(&spec, &j, &err) == 0);
 	CHECK(jail_prepare(j, &err) == 0);
 	CHECK(pipe2(ready, O_CLOEXEC) == 0 && pipe2(go, O_CLOEXEC) == 0);
-	pid = fork();
+	pid = ctx.pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0)
 		_exit(jailed_child(j, shared, ready[1], go[0]));
@@ -343,6 +367,7 @@ TEST(child_in_jail_sees_late_binds_and_keeps_few_caps)
 	send_byte(go[1]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	ctx.pid = -1;
 	close(ready[0]);
 	close(go[1]);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -353,6 +378,4 @@ TEST(child_in_jail_sees_late_binds_and_keeps_few_caps)
 	/* Nothing of the jail on the host: an empty directory, removed. */
 	jail_cleanup(j);
 	CHECK(access(root, F_OK) < 0);
-	stage_release_all(state);
-	CHECK(rm_rf(top, &err) == 0);
 }
