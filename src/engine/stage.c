@@ -23,14 +23,18 @@ int stage_shared_create(const char *state_dir, char **dir, runm_error_t *err)
 
 	if (mkdir(d, 0700) < 0)
 		return runm_error_make(err, errno, "create `%s`", d);
-	/* A mount of its own, private: with a shared parent (systemd makes /
-	 * shared) every container's binds would otherwise show up in, and be
-	 * pinned by, the mount namespaces that are its peers. */
-	if (mount(d, d, NULL, MS_BIND, NULL) < 0 || mount(NULL, d, NULL, MS_PRIVATE, NULL) < 0) {
+	/* A mount of its own, made private first: with a shared parent
+	 * (systemd makes / shared) every container's binds would otherwise show
+	 * up in, and be pinned by, the mount namespaces that are its peers.
+	 * Then shared, in a peer group of its own: the VMM's jail (vm/jail.h)
+	 * holds a slave copy of it, which must receive the binds made here
+	 * after QEMU started; a slave sends nothing back. */
+	if (mount(d, d, NULL, MS_BIND, NULL) < 0 || mount(NULL, d, NULL, MS_PRIVATE, NULL) < 0 ||
+	    mount(NULL, d, NULL, MS_SHARED, NULL) < 0) {
 		int e = errno;
 		umount2(d, MNT_DETACH);
 		rmdir(d);
-		return runm_error_make(err, e, "make `%s` a private mount", d);
+		return runm_error_make(err, e, "make `%s` a mount of its own", d);
 	}
 	*dir = steal_ptr(&d);
 	return 0;
@@ -50,14 +54,38 @@ static int make_readonly(const char *target, runm_error_t *err)
 	return runm_error_make(err, errno, "make `%s` read-only", target);
 }
 
+/* The bind as a detached tree (open_tree), its flags set before it is
+ * attached: the copy that propagates into the VMM's jail at attach time
+ * takes the flags the tree has then, and a remount afterwards would reach
+ * the host's copy only. Read-only when ro, and always nosuid and nodev:
+ * the guest's own kernel honours suid bits and device nodes it reads
+ * through 9p, the VMM never needs to, and a VMM taken over by the guest
+ * must not open a device node found in an image (a host disk). -1 with
+ * errno ENOSYS before Linux 5.12 (no mount_setattr). */
+static int attach_tree(const char *src, const char *target, bool dir, bool ro)
+{
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (ro ? MOUNT_ATTR_RDONLY : 0) };
+	cleanup_close int tree = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (dir ? AT_RECURSIVE : 0));
+	if (tree < 0 || mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0 ||
+	    move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return -1;
+	return 0;
+}
+
 /* Bind src on target (an existing empty directory or file). A directory is
- * bound recursively, as the 9p share of it used to serve its submounts too,
- * and made a slave at once: unmounting our copy must never propagate back
- * to the source's peers and take the host's own submounts with it. */
+ * bound recursively, as the 9p share of it used to serve its submounts
+ * too, and made a slave at once: unmounting our copy must never propagate
+ * back to the source's peers and take the host's own submounts with it. */
 static int bind_one(const char *src, const char *shown, const char *target, bool dir, bool ro, runm_error_t *err)
 {
-	if (mount(src, target, NULL, MS_BIND | (dir ? MS_REC : 0), NULL) < 0)
+	if (attach_tree(src, target, dir, ro) == 0)
+		ro = false; /* read-only already */
+	else if (errno != ENOSYS)
 		return runm_error_make(err, errno, "bind `%s` for the VM", shown);
+	else if (mount(src, target, NULL, MS_BIND | (dir ? MS_REC : 0), NULL) < 0)
+		return runm_error_make(err, errno, "bind `%s` for the VM", shown);
+	else if (ro)
+		log_warn("Linux < 5.12: `%s` is read-only for the container but not for the VMM's view of it", shown);
 	if (mount(NULL, target, NULL, MS_REC | MS_SLAVE, NULL) < 0) {
 		int e = errno;
 		umount2(target, MNT_DETACH);

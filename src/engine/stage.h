@@ -10,8 +10,10 @@
  *                       directory of its own, so the VM sees that file and
  *                       nothing beside it (bind /etc/resolv.conf: not /etc)
  * Read-only binds are read-only on the host too (the VMM cannot write them).
- * QEMU is our child in our mount namespace: its 9p server resolves paths at
- * access time, so what is mounted here after it started is what it serves.
+ * QEMU runs in a mount namespace of its own (vm/jail.h) holding a slave copy
+ * of the shared directory: what is mounted here after it started propagates
+ * there, with the flags it had when attached, and its 9p server resolves
+ * paths at access time, so that is what it serves.
  * Needs root (the shim, `runm run` as root). */
 #ifndef RUNM_ENGINE_STAGE_H
 #define RUNM_ENGINE_STAGE_H
@@ -23,9 +25,10 @@
 #define STAGE_SHARED "shared"
 #define STAGE_ROOTFS "rootfs"
 
-/* Create <state_dir>/shared as a private mount of its own (so the binds
- * under it neither propagate out to other mount namespaces nor receive
- * anything); *dir gets its path. */
+/* Create <state_dir>/shared as a mount of its own, shared in a peer group of
+ * its own (so the binds under it reach the VMM's jail, a slave of it, but
+ * none of the mount namespaces that are peers of its parent, nor come from
+ * them); *dir gets its path. */
 int stage_shared_create(const char *state_dir, char **dir, runm_error_t *err);
 /* Bind container id's rootfs and every share of sp under <shared>/<id>/.
  * On error nothing of it stays mounted. */

@@ -6,6 +6,7 @@
  * a bounded log (vm_console_fd): a file chardev would let the guest fill the
  * host's disk. */
 #include "vm-backend.h"
+#include "jail.h"
 #include "net.h"
 #include "ports.h"
 #include "qmp.h"
@@ -364,6 +365,35 @@ static int qmp_execute(struct vm *vm, const char *cmd, runm_error_t *err)
 
 /* ---- backend operations ---- */
 
+/* The jail QEMU runs in (jail.h): what it opens by path is its binary, the
+ * kernel, the initrd and its shares; everything else comes as an fd
+ * (channel, QMP, console, tap or passt, a snapshot to restore). */
+static int qemu_jail(struct vm *vm, const struct vm_config *cfg, const char *binary, const char *accel,
+		     runm_error_t *err)
+{
+	cleanup_free char *root = xasprintf("%s/" JAIL_DIR, vm->state_dir);
+	cleanup_free const char **shares = xzalloc((cfg->n_shares + 1) * sizeof(*shares));
+	struct jail_spec spec = {
+		.root = root,
+		.binary = binary,
+		.kernel = cfg->kernel,
+		.initrd = cfg->initrd,
+		.shares = shares,
+		.n_shares = cfg->n_shares,
+		.kvm = strcmp(accel, "kvm") == 0,
+		/* slirp as the way out forwards the guest's DNS to the host's
+		 * resolvers; under passt its NIC only takes published ports in. */
+		.resolv = net_is(vm->net, VM_NET_SLIRP),
+		.caps = JAIL_CAPS,
+	};
+
+	for (size_t i = 0; i < cfg->n_shares; i++)
+		shares[i] = cfg->shares[i].host_path;
+	if (jail_plan(&spec, &vm->jail, err) < 0 || jail_prepare(vm->jail, err) < 0)
+		return -1;
+	return 0;
+}
+
 /* The command line at debug level: what to paste to reproduce a boot by hand. */
 static void log_command(char *const *argv)
 {
@@ -430,6 +460,8 @@ static int qemu_start(struct vm *vm, const struct vm_config *cfg, const char *ac
 		if (snap < 0)
 			return runm_error_make(err, errno, "open template `%s`", vm->restore_path);
 	}
+	if (qemu_jail(vm, cfg, binary, accel, err) < 0)
+		return -1;
 	if (net_is(vm->net, VM_NET_PASST) && vm_passt_start(vm, cfg, &net_vmm, err) < 0)
 		return -1;
 	log_command(argv);

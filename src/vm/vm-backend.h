@@ -18,6 +18,7 @@
 #define VM_VMM_LOG "vmm.log"         /* the VMM's own stdout and stderr, written by the caller (vm_vmm_log_fd) */
 
 struct vm_backend;
+struct jail;
 
 struct vm {
 	const struct vm_backend *ops;
@@ -49,6 +50,7 @@ struct vm {
 	 * network only), and whether they are open now. */
 	struct vm_config *net_cfg;
 	bool ports_open;
+	struct jail *jail; /* how vm_spawn confines the VMM (jail.h), NULL = not */
 };
 
 struct vm_backend {
@@ -86,7 +88,8 @@ extern const struct vm_backend vm_qemu_backend;
 /* Spawn argv[0] (an absolute path) as the VMM: own process group, SIGKILL on
  * parent death, stdin /dev/null, stdout/stderr to a pipe (vm->vmm_log_fd), default
  * signal mask and dispositions, and no fd but pass_fds[i], which the child
- * sees as fd 3 + i; in vm->netns_fd's network namespace if set. Sets vm->pid and vm->pidfd. Returns once exec succeeded. */
+ * sees as fd 3 + i; in vm->netns_fd's network namespace if set, then
+ * confined by vm->jail if set. Sets vm->pid and vm->pidfd. Returns once exec succeeded. */
 int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, runm_error_t *err);
 
 /* The same for a process beside the VMM (passt): its output to log_path,

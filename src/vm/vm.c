@@ -5,6 +5,7 @@
 #include "vm-backend.h"
 #include "net.h"
 #include "accel.h"
+#include "jail.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -284,17 +285,26 @@ int vm_start(const struct vm_config *cfg, struct vm **out, runm_error_t *err)
 
 /* ---- the VMM process ---- */
 
+/* step: the jail step that failed (jail.h), -1 for anything else. */
+static void child_fail_step(int errpipe, int e, int step)
+{
+	int msg[2] = { e, step };
+	/* Only async-signal-safe calls after fork: the parent may have threads. */
+	(void)!write(errpipe, msg, sizeof(msg));
+	_exit(127);
+}
+
 static void child_fail(int errpipe, int e)
 {
-	/* Only async-signal-safe calls after fork: the parent may have threads. */
-	(void)!write(errpipe, &e, sizeof(e));
-	_exit(127);
+	child_fail_step(errpipe, e, -1);
 }
 
 /* Runs in the forked child: nothing here may allocate or take a lock. */
 static void child_exec(char *const argv[], const int *pass_fds, size_t n_pass, int devnull, int logfd, int errpipe,
-		       pid_t parent, int netns_fd, bool thp_off)
+		       pid_t parent, int netns_fd, bool thp_off, const struct jail *jail)
 {
+	size_t step = 0;
+	int e;
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
 	/* Above every target fd (0..2 and 3..3+n_pass-1). */
@@ -357,19 +367,23 @@ static void child_exec(char *const argv[], const int *pass_fds, size_t n_pass, i
 			if (fd != errpipe)
 				close(fd);
 	}
+	/* After the network namespace (the jail's mounts need no network, the
+	 * tap's namespace must be joined with CAP_SYS_ADMIN, dropped here). */
+	if (jail && (e = jail_enter(jail, &step)) != 0)
+		child_fail_step(errpipe, e, (int)step);
 	execv(argv[0], argv);
 	child_fail(errpipe, errno);
 }
 
 /* Spawn with stdout and stderr on logfd (not taken over). */
-static int spawn(const struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, int logfd,
-		 pid_t *out_pid, int *out_pidfd, runm_error_t *err)
+static int spawn(const struct vm *vm, const struct jail *jail, char *const argv[], const int *pass_fds, size_t n_pass,
+		 int logfd, pid_t *out_pid, int *out_pidfd, runm_error_t *err)
 {
 	cleanup_close int devnull = -1, rd = -1, wr = -1;
 	int pipefd[2];
 	pid_t parent = getpid(), pid;
 	ssize_t n;
-	int e = 0, pidfd;
+	int msg[2] = { 0, -1 }, pidfd;
 
 	if (n_pass > 8)
 		return runm_error_make(err, EINVAL, "vm_spawn: at most 8 fds to pass");
@@ -388,25 +402,29 @@ static int spawn(const struct vm *vm, char *const argv[], const int *pass_fds, s
 		return runm_error_make(err, errno, "fork");
 	if (pid == 0)
 		child_exec(argv, pass_fds, n_pass, devnull, logfd, wr, parent, vm->netns_fd,
-			   vm->accel && strcmp(vm->accel, "tcg") == 0);
+			   vm->accel && strcmp(vm->accel, "tcg") == 0, jail);
 	/* Also in the parent, so the group exists before anyone signals it. */
 	setpgid(pid, pid);
 	close_and_reset(&wr);
 	do
-		n = read(rd, &e, sizeof(e));
+		n = read(rd, msg, sizeof(msg));
 	while (n < 0 && errno == EINTR);
 	if (n > 0) {
 		int status;
 		/* The child _exits right after writing: this wait is immediate. */
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
-		return runm_error_make(err, e, "exec `%s`", argv[0]);
+		if (jail && msg[1] >= 0) {
+			cleanup_free char *what = jail_step_describe(jail, (size_t)msg[1]);
+			return runm_error_make(err, msg[0], "%s", what);
+		}
+		return runm_error_make(err, msg[0], "exec `%s`", argv[0]);
 	}
 	/* The child cannot be reaped before we wait for it, so its pid is still
 	 * ours: no race between fork and pidfd_open. */
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
-		e = errno;
+		int e = errno;
 		kill(pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
@@ -424,7 +442,7 @@ int vm_spawn_process(const struct vm *vm, char *const argv[], const int *pass_fd
 	cleanup_close int logfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (logfd < 0)
 		return runm_error_make(err, errno, "create `%s`", log_path);
-	return spawn(vm, argv, pass_fds, n_pass, logfd, out_pid, out_pidfd, err);
+	return spawn(vm, NULL, argv, pass_fds, n_pass, logfd, out_pid, out_pidfd, err);
 }
 
 int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pass, runm_error_t *err)
@@ -443,7 +461,7 @@ int vm_spawn(struct vm *vm, char *const argv[], const int *pass_fds, size_t n_pa
 	wr = p[1];
 	close_and_reset(&vm->vmm_log_fd);
 	vm->vmm_log_fd = p[0];
-	return spawn(vm, argv, pass_fds, n_pass, wr, &vm->pid, &vm->pidfd, err);
+	return spawn(vm, vm->jail, argv, pass_fds, n_pass, wr, &vm->pid, &vm->pidfd, err);
 }
 
 int vm_wait_exit(struct vm *vm, uint64_t deadline_ns, runm_error_t *err)
@@ -714,6 +732,8 @@ void vm_free(struct vm *vm)
 	}
 	if (vm->net_log_path)
 		unlink(vm->net_log_path);
+	jail_cleanup(vm->jail);
+	jail_free(vm->jail);
 	free(vm->net_log_path);
 	free(vm->console_path);
 	free(vm->console_old_path);
