@@ -75,6 +75,9 @@ struct ttrpc_conn {
 
 	struct tt_md *md; /* metadata sent with every call */
 	size_t n_md;
+
+	char *fail_reason;    /* why tt_conn_fail closed it: told to the calls it fails */
+	size_t dropped_bytes; /* DATA for no open stream since a frame was last delivered */
 };
 
 struct ttrpc_server {
