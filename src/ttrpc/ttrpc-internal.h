@@ -33,6 +33,7 @@ struct ttrpc_stream {
 	ttrpc_reply_fn reply_cb; /* NULL once abandoned */
 	void *reply_data;
 	struct loop_timer *timer;
+	uint64_t timeout_ms; /* the call's deadline, said when it passes */
 	int fail_code; /* set when the call failed locally; reported from the timer */
 	const char *fail_msg;
 

@@ -588,6 +588,7 @@ TEST(timeout)
 	ttrpc_call_raw(e->cconn, SVC, "Park", (const uint8_t *)"late", 4, 50, 0, on_reply, &r);
 	CHECK(run_until(e->loop, &r.done, 2000));
 	CHECK_EQ_INT(r.code, TTRPC_DEADLINE_EXCEEDED);
+	CHECK_STR(r.msg, "ttrpc: deadline exceeded: no answer within 50 ms");
 	CHECK(now_mono_ns() - t0 >= 45u * 1000000u);
 	/* The late answer is for a stream the client forgot: dropped, and the
 	 * connection still works. */
