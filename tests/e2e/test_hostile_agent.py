@@ -7,9 +7,10 @@ runm-agent but tests/tools/hostile_agent, which opens the agent's channel
 as the agent does and then misbehaves (its header says how, per mode). For
 each mode `runm run` must fail within a deadline with an error that names
 what the guest did, the host side's RSS stays bounded while it tries, and
-nothing is left afterwards (no VMM, no container dir, no mount). One mode
-also goes through containerd and the shim. The RSS figures are printed
-(`# rss ...`) to quote."""
+nothing is left afterwards (no VMM, no container dir, no mount: cli_test's
+and lib.assert_no_leaks' checks). Three modes go through containerd and the
+shim too, one of them (mute: Ping answered, then nothing) only there, as it
+costs Create's whole deadline. The RSS figures are printed (`# rss ...`)."""
 import atexit
 import os
 import shutil
