@@ -149,6 +149,11 @@ TEST_TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests
 $(BUILD)/tests/tools/%: tests/tools/%.c $(HOST_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(HOST_LIB) $(HOST_LDLIBS)
+# The hostile guest PID 1 of test_hostile_agent.py: static like runm-agent,
+# and with nothing of runm linked in (it only borrows the wire constants).
+$(BUILD)/tests/tools/hostile_agent: tests/tools/hostile_agent.c src/ttrpc/ttrpc.h src/vm/vm.h $(GEN)/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) -static $(CPPFLAGS) $(CFLAGS) -o $@ $<
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIB_SRC := $(COMMON_SRC) $(TTRPC_SRC) $(PROTO_SRC) $(ENGINE_SRC) $(VM_SRC) $(HOST_GEN)

@@ -309,6 +309,8 @@ static void on_conn_closed(struct ttrpc_conn *c, void *data)
 		sandbox_destroy(sb);
 }
 
+#define PING_TIMEOUT_MS 10000
+
 struct ping_ctx {
 	struct sandbox *sb;
 	unsigned gen;
@@ -327,7 +329,12 @@ static void on_ping(void *data, int code, const char *msg, const uint8_t *payloa
 		return;
 	if (code != TTRPC_OK) {
 		cleanup_error runm_error_t err = NULL;
-		runm_error_make(&err, 0, "agent ping: %s", msg);
+		/* A guest that says hello and then nothing: name what it did not do. */
+		if (code == TTRPC_DEADLINE_EXCEEDED)
+			runm_error_make(&err, ETIMEDOUT, "the agent did not answer Ping within %u s",
+					PING_TIMEOUT_MS / 1000);
+		else
+			runm_error_make(&err, 0, "agent ping: %s", msg);
 		fail(sb, &err);
 		return;
 	}
@@ -369,7 +376,7 @@ static void send_ping(struct sandbox *sb)
 	ping.entropy.len = got == sizeof(seed) ? got : 0;
 	pc->sb = sb;
 	pc->gen = sb->boot_gen;
-	ttrpc_call(sb->conn, AGENT_SERVICE, "Ping", &ping.base, 10000, 0, on_ping, pc);
+	ttrpc_call(sb->conn, AGENT_SERVICE, "Ping", &ping.base, PING_TIMEOUT_MS, 0, on_ping, pc);
 	explicit_bzero(seed, sizeof(seed));
 }
 

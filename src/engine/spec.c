@@ -686,16 +686,46 @@ fail:
 	return -1;
 }
 
+/* The rootfs as runc takes it: root.path relative to the bundle's real
+ * path (symlinks in the path the caller gave for its bundle are its own,
+ * runc resolves them too by chdir and getcwd), then no symlink in it:
+ * runc's validator refuses one as well ("not an absolute path, or a
+ * symlink"); Docker and Podman give real paths of their overlay mounts.
+ * What this checks is what stage.c binds: through a walk that follows no
+ * symlink, so a component swapped for one since is refused, not followed. */
+static int check_rootfs(const struct spec *s, runm_error_t *err)
+{
+	cleanup_free char *real = realpath(s->rootfs, NULL);
+	cleanup_free char *clean = clean_path(s->rootfs);
+	struct stat st;
+
+	if (real == NULL || stat(real, &st) < 0)
+		return runm_error_make(err, errno, "rootfs `%s`", s->rootfs);
+	if (!S_ISDIR(st.st_mode))
+		return runm_error_make(err, ENOTDIR, "rootfs `%s` is not a directory", s->rootfs);
+	if (strcmp(real, clean) != 0)
+		return runm_error_make(err, 0, "rootfs `%s` resolves to `%s`: give the real path (no symlink in it)",
+				       s->rootfs, real);
+	return 0;
+}
+
 int spec_load(const char *id, const char *bundle, struct spec *s, runm_error_t *err)
 {
 	cleanup_free char *path = xasprintf("%s/config.json", bundle);
-	cleanup_free char *text = NULL;
+	cleanup_free char *text = NULL, *real_bundle = NULL;
 	size_t len = 0;
 
 	if (read_file_at(AT_FDCWD, path, CONFIG_MAX, &text, &len, err) < 0)
 		return -1;
-	if (spec_prepare(id, bundle, text, len, s, err) < 0)
+	real_bundle = realpath(bundle, NULL);
+	if (real_bundle == NULL)
+		return runm_error_make(err, errno, "bundle `%s`", bundle);
+	if (spec_prepare(id, real_bundle, text, len, s, err) < 0)
 		return runm_error_wrap(err, "%s", path);
+	if (check_rootfs(s, err) < 0) {
+		spec_release(s);
+		return runm_error_wrap(err, "%s", path);
+	}
 	return 0;
 }
 

@@ -100,10 +100,11 @@ static int bind_one(const char *src, const char *shown, const char *target, bool
 
 /* An O_PATH fd on path (absolute), opened one component at a time with
  * O_NOFOLLOW: no symlink anywhere in it is followed. spec.c checked the
- * source has none, but a component could be swapped for one since (runc's
- * CVE-2021-30465 is the same race on the other end): binding through the
- * fd binds exactly the object found now, or nothing. */
-static int open_no_symlinks(const char *path, bool dir, runm_error_t *err)
+ * rootfs and each bind source have none, but a component could be swapped
+ * for one since (runc's CVE-2021-30465 is the same race on the other end):
+ * binding through the fd binds exactly the object found now, or nothing.
+ * what names the path in errors ("rootfs", "bind mount source"). */
+static int open_no_symlinks(const char *what, const char *path, bool dir, runm_error_t *err)
 {
 	cleanup_free char *copy = xstrdup(path);
 	cleanup_close int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -115,21 +116,20 @@ static int open_no_symlinks(const char *path, bool dir, runm_error_t *err)
 	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
 		int next = openat(fd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0)
-			return runm_error_make(err, errno, "bind mount source `%s`", path);
+			return runm_error_make(err, errno, "%s `%s`", what, path);
 		close(fd);
 		fd = next;
 		/* O_PATH|O_NOFOLLOW opens a symlink itself: refuse it, on the way or at the end. */
 		if (fstat(fd, &st) < 0)
-			return runm_error_make(err, errno, "bind mount source `%s`", path);
+			return runm_error_make(err, errno, "%s `%s`", what, path);
 		if (S_ISLNK(st.st_mode))
-			return runm_error_make(err, ELOOP,
-					       "bind mount source `%s`: `%s` became a symlink since it was checked", path,
-					       c);
+			return runm_error_make(err, ELOOP, "%s `%s`: `%s` became a symlink since it was checked", what,
+					       path, c);
 	}
 	if (fstat(fd, &st) < 0)
-		return runm_error_make(err, errno, "bind mount source `%s`", path);
+		return runm_error_make(err, errno, "%s `%s`", what, path);
 	if (dir ? !S_ISDIR(st.st_mode) : S_ISDIR(st.st_mode))
-		return runm_error_make(err, EINVAL, "bind mount source `%s` changed type since it was checked", path);
+		return runm_error_make(err, EINVAL, "%s `%s` changed type since it was checked", what, path);
 	return steal_fd(&fd);
 }
 
@@ -141,7 +141,7 @@ static int stage_share(const char *cdir, const struct spec_share *sh, runm_error
 
 	if (mkdir(d, 0700) < 0)
 		return runm_error_make(err, errno, "create `%s`", d);
-	src = open_no_symlinks(sh->host_path, sh->file == NULL, err);
+	src = open_no_symlinks("bind mount source", sh->host_path, sh->file == NULL, err);
 	if (src < 0)
 		return -1;
 	/* mount(2) on the magic link binds what the fd holds, whatever the path says now. */
@@ -157,7 +157,8 @@ static int stage_share(const char *cdir, const struct spec_share *sh, runm_error
 
 int stage_container(const char *shared, const char *id, const struct spec *sp, runm_error_t *err)
 {
-	cleanup_free char *cdir = NULL, *rootfs = NULL;
+	cleanup_free char *cdir = NULL, *rootfs = NULL, *via = NULL;
+	cleanup_close int src = -1;
 
 	if (id[0] == '\0' || id[0] == '.' || strchr(id, '/'))
 		return runm_error_make(err, EINVAL, "container id `%s` cannot name a directory", id);
@@ -173,7 +174,12 @@ int stage_container(const char *shared, const char *id, const struct spec *sp, r
 		runm_error_make(err, errno, "create `%s`", rootfs);
 		goto fail;
 	}
-	if (bind_one(sp->rootfs, sp->rootfs, rootfs, true, false, err) < 0)
+	/* The rootfs as the bind sources: by the walk, through the fd. */
+	src = open_no_symlinks("rootfs", sp->rootfs, true, err);
+	if (src < 0)
+		goto fail;
+	via = xasprintf("/proc/self/fd/%d", src);
+	if (bind_one(via, sp->rootfs, rootfs, true, false, err) < 0)
 		goto fail;
 	for (size_t i = 0; i < sp->n_shares; i++)
 		if (stage_share(cdir, &sp->shares[i], err) < 0)

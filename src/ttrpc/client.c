@@ -7,6 +7,7 @@
 #include "common/util.h"
 #include "ttrpc.pb-c.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,8 +30,18 @@ static void on_call_timer(struct loop *loop, void *data)
 	s->timer = NULL; /* fired: the loop frees it */
 	if (s->fail_code)
 		tt_client_finish(s, s->fail_code, s->fail_msg);
-	else
-		tt_client_finish(s, TTRPC_DEADLINE_EXCEEDED, "ttrpc: deadline exceeded");
+	else {
+		/* How long was waited: "deadline exceeded" alone reads like a
+		 * deadline of the caller's, not a peer that never answered. */
+		char msg[80];
+		if (s->timeout_ms % 1000 == 0)
+			snprintf(msg, sizeof(msg), "ttrpc: deadline exceeded: no answer within %llu s",
+				 (unsigned long long)(s->timeout_ms / 1000));
+		else
+			snprintf(msg, sizeof(msg), "ttrpc: deadline exceeded: no answer within %llu ms",
+				 (unsigned long long)s->timeout_ms);
+		tt_client_finish(s, TTRPC_DEADLINE_EXCEEDED, msg);
+	}
 }
 
 void tt_client_response(struct ttrpc_stream *s, const uint8_t *payload, size_t len)
@@ -131,6 +142,7 @@ struct ttrpc_stream *ttrpc_call_raw(struct ttrpc_conn *c, const char *service, c
 		s->timer = loop_timer_add(c->loop, 0, on_call_timer, s);
 		return s;
 	}
+	s->timeout_ms = timeout_ms;
 	if (timeout_ms)
 		s->timer = loop_timer_add(c->loop, timeout_ms, on_call_timer, s);
 	tt_conn_queue(c, buf, total);

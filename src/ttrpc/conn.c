@@ -17,6 +17,12 @@
 /* Keep at most this much read buffer around between frames; a 4 MiB frame
  * should not pin 4 MiB per idle connection. */
 #define RBUF_KEEP (256u << 10)
+/* DATA frames for a stream that is not open for them are dropped: data
+ * racing with its stream's end (a window's worth per stream at most,
+ * STDIO_WINDOW). This many bytes of it in a row, with nothing delivered in
+ * between, is a peer flooding us rather than a race: hang up, or a hostile
+ * guest keeps the host reading and dropping for ever. */
+#define DROPPED_MAX (16u << 20)
 
 static void conn_io(struct loop *loop, int fd, uint32_t events, void *data);
 
@@ -26,9 +32,13 @@ static void conn_finish(struct loop *loop, void *data)
 	struct ttrpc_stream *s;
 	(void)loop;
 
+	cleanup_free char *why = c->fail_reason ? xasprintf("ttrpc: closed: %s", c->fail_reason) : NULL;
+
 	while ((s = tt_stream_pop_any(c)) != NULL) {
 		if (s->client) {
-			tt_client_finish(s, TTRPC_UNAVAILABLE, "ttrpc: closed");
+			/* The reason, when it was the peer's fault: "closed" alone
+			 * would leave the user guessing what the peer did. */
+			tt_client_finish(s, TTRPC_UNAVAILABLE, why ? why : "ttrpc: closed");
 		} else {
 			/* The user still owns it and must reply; that reply is a free. */
 			s->conn = NULL;
@@ -48,6 +58,7 @@ static void conn_finish(struct loop *loop, void *data)
 		free(c->md[i].value);
 	}
 	free(c->md);
+	free(c->fail_reason);
 	free(c);
 }
 
@@ -112,6 +123,7 @@ void tt_conn_fail(struct ttrpc_conn *c, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	log_warn("ttrpc: closing connection: %s", buf);
+	c->fail_reason = xstrdup(buf);
 	ttrpc_conn_close(c);
 }
 
@@ -221,8 +233,8 @@ void tt_conn_queue(struct ttrpc_conn *c, uint8_t *buf, size_t len)
 static bool header_ok(struct ttrpc_conn *c, const struct ttrpc_header *h)
 {
 	if (h->length > TTRPC_MAX_PAYLOAD) {
-		tt_conn_fail(c, "frame of %u bytes on stream %u exceeds %u", h->length, h->stream_id,
-			     TTRPC_MAX_PAYLOAD);
+		tt_conn_fail(c, "the peer sent a frame of %u bytes on stream %u, over the %u MiB limit", h->length,
+			     h->stream_id, TTRPC_MAX_PAYLOAD >> 20);
 		return false;
 	}
 	switch (h->type) {
@@ -243,6 +255,14 @@ static bool header_ok(struct ttrpc_conn *c, const struct ttrpc_header *h)
 		}
 		return true;
 	case TTRPC_RESPONSE:
+		/* Our calls use odd ids below next_call_id: an answer to any
+		 * other was never asked, and no late reply of a timed-out call
+		 * (which is dropped quietly below). */
+		if ((h->stream_id & 1) == 0 || h->stream_id >= c->next_call_id) {
+			tt_conn_fail(c, "the peer answered on stream %u, which was never asked", h->stream_id);
+			return false;
+		}
+		return true;
 	case TTRPC_DATA:
 		return true;
 	default:
@@ -257,21 +277,31 @@ static void conn_frame(struct ttrpc_conn *c, const struct ttrpc_header *h, const
 
 	switch (h->type) {
 	case TTRPC_REQUEST:
+		c->dropped_bytes = 0;
 		tt_server_request(c, h->stream_id, p, h->length);
 		break;
 	case TTRPC_RESPONSE:
 		s = tt_stream_find(c, h->stream_id);
 		/* Unknown: the call timed out or was failed locally; drop it. */
-		if (s && s->client)
+		if (s && s->client) {
+			c->dropped_bytes = 0;
 			tt_client_response(s, p, h->length);
-		else
+		} else {
 			log_debug("ttrpc: response for unknown stream %u dropped", h->stream_id);
+		}
 		break;
 	case TTRPC_DATA:
 		s = tt_stream_find(c, h->stream_id);
 		/* Unknown: data racing with the stream's end; drop it. */
-		if (s && s->data_cb)
+		if (s && s->data_cb) {
+			c->dropped_bytes = 0;
 			s->data_cb(s, p, h->length, h->flags, s->data_ud);
+			break;
+		}
+		c->dropped_bytes += h->length;
+		if (c->dropped_bytes > DROPPED_MAX)
+			tt_conn_fail(c, "the peer sent over %u MiB of data for streams not open for it (stream %u last)",
+				     DROPPED_MAX >> 20, h->stream_id);
 		break;
 	}
 }

@@ -33,6 +33,7 @@ struct ttrpc_stream {
 	ttrpc_reply_fn reply_cb; /* NULL once abandoned */
 	void *reply_data;
 	struct loop_timer *timer;
+	uint64_t timeout_ms; /* the call's deadline, said when it passes */
 	int fail_code; /* set when the call failed locally; reported from the timer */
 	const char *fail_msg;
 
@@ -75,6 +76,9 @@ struct ttrpc_conn {
 
 	struct tt_md *md; /* metadata sent with every call */
 	size_t n_md;
+
+	char *fail_reason;    /* why tt_conn_fail closed it: told to the calls it fails */
+	size_t dropped_bytes; /* DATA for no open stream since a frame was last delivered */
 };
 
 struct ttrpc_server {

@@ -317,3 +317,88 @@ TEST(source_swapped_for_a_symlink_is_refused)
 	stage_release_all(fx.state);
 	fixture_free(&fx);
 }
+
+/* The same race on the rootfs: spec_load checked it (no symlink in it),
+ * then it or a parent became a symlink to a host directory before the
+ * bind. Refused; nothing mounted; the host directory never shared. */
+TEST(rootfs_swapped_for_a_symlink_is_refused)
+{
+	struct fixture fx;
+	cleanup_error runm_error_t err = NULL;
+	cleanup_free char *shared = NULL, *moved = NULL, *secret = NULL, *p = NULL, *parent = NULL, *nested = NULL;
+
+	if (!isolated())
+		return;
+	fixture_make(&fx);
+	CHECK(stage_shared_create(fx.state, &shared, &err) == 0);
+	fx.spec.n_shares = 0;
+	p = xasprintf("%s/c", shared);
+	/* The rootfs itself: rootfs -> the host's secret dir. */
+	moved = xasprintf("%s/rootfs.checked", fx.top);
+	secret = xasprintf("%s/secret", fx.top);
+	CHECK(mkdir(secret, 0700) == 0 && rename(fx.rootfs, moved) == 0 && symlink(secret, fx.rootfs) == 0);
+	CHECK(stage_container(shared, "c", &fx.spec, &err) < 0);
+	CHECK(strstr(runm_error_msg(err), "rootfs") != NULL && strstr(runm_error_msg(err), "symlink") != NULL);
+	CHECK_EQ_INT(count_mounts_under(fx.state), 1);
+	CHECK(access(p, F_OK) < 0);
+	runm_error_release(&err);
+	CHECK(unlink(fx.rootfs) == 0 && rename(moved, fx.rootfs) == 0);
+	/* A parent of it: top/b/rootfs named through b, then b -> elsewhere. */
+	parent = xasprintf("%s/b", fx.top);
+	nested = xasprintf("%s/b/rootfs", fx.top);
+	CHECK(mkdir(parent, 0755) == 0 && mkdir(nested, 0755) == 0);
+	CHECK(rename(parent, moved) == 0 && symlink(moved, parent) == 0);
+	fx.spec.rootfs = nested;
+	CHECK(stage_container(shared, "c", &fx.spec, &err) < 0);
+	CHECK(strstr(runm_error_msg(err), "`b` became a symlink") != NULL);
+	CHECK_EQ_INT(count_mounts_under(fx.state), 1);
+	CHECK(access(p, F_OK) < 0);
+	runm_error_release(&err);
+	/* Unswapped, the same path binds (through the fd, the real rootfs). */
+	fx.spec.rootfs = fx.rootfs;
+	CHECK(stage_container(shared, "c", &fx.spec, &err) == 0);
+	free(p);
+	p = xasprintf("%s/c/rootfs/etc", shared);
+	CHECK(access(p, F_OK) == 0);
+	stage_release_all(fx.state);
+	fixture_free(&fx);
+}
+
+/* The check half (spec_load): root.path is taken relative to the bundle's
+ * real path, so a bundle named through a symlink is fine; a rootfs that is
+ * a symlink (or has one in it) is refused, as runc refuses it. */
+TEST(spec_load_refuses_a_symlinked_rootfs)
+{
+	char tmpl[] = "/tmp/runm-test-rootfs-XXXXXX";
+	cleanup_error runm_error_t err = NULL;
+	cleanup_free char *top = NULL, *bundle = NULL, *link = NULL, *real = NULL, *cfg = NULL, *elsewhere = NULL;
+	cleanup_free char *want = NULL;
+	struct spec sp;
+	const char *json = "{\"process\":{\"args\":[\"sh\"]},\"root\":{\"path\":\"rootfs\"}}";
+
+	CHECK(mkdtemp(tmpl) != NULL);
+	top = xstrdup(tmpl);
+	bundle = xasprintf("%s/bundle", top);
+	link = xasprintf("%s/via-link", top);
+	real = xasprintf("%s/rootfs", bundle);
+	cfg = xasprintf("%s/config.json", bundle);
+	elsewhere = xasprintf("%s/elsewhere", top);
+	CHECK(mkdir(bundle, 0755) == 0 && mkdir(real, 0755) == 0 && mkdir(elsewhere, 0755) == 0);
+	put(cfg, json);
+	CHECK(symlink(bundle, link) == 0);
+	CHECK(spec_load("c", link, &sp, &err) == 0);
+	CHECK_STR(sp.rootfs, real);
+	spec_release(&sp);
+	/* The rootfs a symlink to another directory. */
+	CHECK(rmdir(real) == 0 && symlink(elsewhere, real) == 0);
+	CHECK(spec_load("c", bundle, &sp, &err) < 0);
+	want = xasprintf("rootfs `%s` resolves to `%s`", real, elsewhere);
+	CHECK(strstr(runm_error_msg(err), want) != NULL);
+	CHECK(sp.rootfs == NULL);
+	runm_error_release(&err);
+	/* Missing: said, not left to the bind. */
+	CHECK(unlink(real) == 0);
+	CHECK(spec_load("c", bundle, &sp, &err) < 0);
+	CHECK(strstr(runm_error_msg(err), "rootfs") != NULL);
+	CHECK(rm_rf(top, &err) == 0);
+}

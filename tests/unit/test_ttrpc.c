@@ -396,6 +396,74 @@ TEST(client_wire)
 	loop_free(l);
 }
 
+/* A hostile peer of a client connection: the call in flight fails with
+ * the reason the connection was closed for, not a bare "closed". Kinds:
+ * 0 an answer on a stream never asked, 1 a frame over the size limit, 2 a
+ * flood of DATA for a stream not open for it (one whose call ended). */
+static void hostile_peer(int *failed_, int kind, const char *want)
+{
+	struct loop *l;
+	struct ttrpc_conn *c;
+	struct reply r = { 0 }, first = { 0 };
+	struct ttrpc_header h;
+	cleanup_free uint8_t *p = NULL;
+	int sv[2];
+
+	CHECK(loop_new(&l, NULL) == 0);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	c = ttrpc_conn_new(l, sv[0], NULL, NULL, NULL);
+	if (kind == 2) {
+		/* Stream 1 answered (empty OK response), then flooded. */
+		const uint8_t ok[] = { 0, 0, 0, 0, 0, 0, 0, 1, TTRPC_RESPONSE, 0 };
+		CHECK(ttrpc_call_raw(c, "svc.S", "M", NULL, 0, 0, 0, on_reply, &first) != NULL);
+		free(read_frame(l, sv[1], &h));
+		CHECK(write(sv[1], ok, sizeof(ok)) == (ssize_t)sizeof(ok));
+		CHECK(run_until(l, &first.done, 1000));
+	}
+	CHECK(ttrpc_call_raw(c, "svc.S", "M", NULL, 0, 0, 0, on_reply, &r) != NULL);
+	p = read_frame(l, sv[1], &h);
+	CHECK(p != NULL);
+	if (kind == 0) {
+		const uint8_t wrong[] = { 0, 0, 0, 0, 0, 0, 3, 0xe9, TTRPC_RESPONSE, 0 }; /* stream 1001 */
+		CHECK(write(sv[1], wrong, sizeof(wrong)) == (ssize_t)sizeof(wrong));
+	} else if (kind == 1) {
+		const uint8_t big[] = { 0x04, 0, 0, 0, 0, 0, 0, 1, TTRPC_RESPONSE, 0 }; /* 64 MiB */
+		CHECK(write(sv[1], big, sizeof(big)) == (ssize_t)sizeof(big));
+	} else {
+		static uint8_t frame[TTRPC_HEADER_LEN + (64 << 10)];
+		struct ttrpc_header dh = { .length = 64 << 10, .stream_id = 1, .type = TTRPC_DATA };
+		ttrpc_header_encode(&dh, frame);
+		set_nonblock(sv[1], 1);
+		/* 17 MiB, fed as the loop drains the socket. */
+		for (int i = 0; i < 17 * 16 && !r.done; i++) {
+			size_t off = 0;
+			while (off < sizeof(frame) && !r.done) {
+				/* MSG_NOSIGNAL: the peer hangs up on us mid-flood. */
+				ssize_t n = send(sv[1], frame + off, sizeof(frame) - off, MSG_NOSIGNAL);
+				if (n > 0)
+					off += (size_t)n;
+				loop_run_once(l, 0);
+			}
+		}
+	}
+	CHECK(run_until(l, &r.done, 2000));
+	CHECK_EQ_INT(r.code, TTRPC_UNAVAILABLE);
+	if (strstr(r.msg, want) == NULL)
+		fprintf(stderr, "  got `%s`, want `%s`\n", r.msg, want);
+	CHECK(strstr(r.msg, want) != NULL);
+	free(first.payload);
+	close(sv[1]);
+	spin(l, 2);
+	loop_free(l);
+}
+
+TEST(hostile_peer_reasons)
+{
+	hostile_peer(failed_, 0, "ttrpc: closed: the peer answered on stream 1001, which was never asked");
+	hostile_peer(failed_, 1, "ttrpc: closed: the peer sent a frame of 67108864 bytes on stream 1, over the 4 MiB limit");
+	hostile_peer(failed_, 2, "ttrpc: closed: the peer sent over 16 MiB of data for streams not open for it");
+}
+
 /* ---- calls ---- */
 
 TEST(unary_roundtrip)
@@ -520,6 +588,7 @@ TEST(timeout)
 	ttrpc_call_raw(e->cconn, SVC, "Park", (const uint8_t *)"late", 4, 50, 0, on_reply, &r);
 	CHECK(run_until(e->loop, &r.done, 2000));
 	CHECK_EQ_INT(r.code, TTRPC_DEADLINE_EXCEEDED);
+	CHECK_STR(r.msg, "ttrpc: deadline exceeded: no answer within 50 ms");
 	CHECK(now_mono_ns() - t0 >= 45u * 1000000u);
 	/* The late answer is for a stream the client forgot: dropped, and the
 	 * connection still works. */
