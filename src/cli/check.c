@@ -7,6 +7,7 @@
 
 #include "common/util.h"
 #include "engine/config.h"
+#include "engine/guest.h"
 #include "engine/sandbox.h"
 #include "vm/vm.h"
 
@@ -95,7 +96,7 @@ static int check_accel(bool name_only)
 		return 0;
 	}
 	/* The verdict depends on the guest kernel: ask about the one runm would boot. */
-	if (sandbox_find_guest(&kernel, &initrd, NULL) < 0)
+	if (guest_find(&kernel, &initrd, NULL) < 0)
 		kernel = NULL;
 	const char *a = vm_auto_accel(kernel, &why);
 	if (name_only)
@@ -130,7 +131,7 @@ int cmd_check(const struct cli *cli, int argc, char **argv)
 			bad = 1;
 	}
 
-	if (sandbox_find_guest(&kernel, &initrd, &err) < 0) {
+	if (guest_find(&kernel, &initrd, &err) < 0) {
 		printf("missing: the guest: %s\n", runm_error_msg(err));
 		bad = 1;
 	} else {

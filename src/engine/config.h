@@ -26,7 +26,7 @@
 #define RUNM_CONFIG_DEFAULT "/etc/runm/runm.toml"
 
 struct runm_config {
-	char *kernel; /* NULL = found as usual (sandbox_find_guest) */
+	char *kernel; /* NULL = found as usual (guest_find) */
 	char *initrd;
 	unsigned default_mem_mib; /* 0 = VM_DEFAULT_MEM_MIB */
 	unsigned default_vcpus;   /* 0 = 1 */

@@ -1,6 +1,7 @@
 /* sandbox.c - see sandbox.h. */
 #include "sandbox.h"
 #include "console.h"
+#include "guest.h"
 #include "dnsrelay.h"
 #include "netns.h"
 #include "sockproxy.h"
@@ -17,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 struct sandbox {
@@ -81,53 +81,6 @@ static void stop_sockets(struct sandbox *sb, const char *id)
 		free(x->id);
 		free(x);
 	}
-}
-
-static char *exe_dir(void)
-{
-	char buf[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-	char *slash;
-	if (n <= 0)
-		return xstrdup(".");
-	buf[n] = '\0';
-	slash = strrchr(buf, '/');
-	if (slash)
-		*slash = '\0';
-	return xstrdup(buf);
-}
-
-int sandbox_find_guest(char **kernel, char **initrd, runm_error_t *err)
-{
-	cleanup_free char *dir = exe_dir();
-	struct utsname u;
-	const char *k = getenv("RUNM_KERNEL"), *i = getenv("RUNM_INITRD");
-	cleanup_free char *share = NULL, *build = NULL;
-
-	if (k && i) {
-		*kernel = xstrdup(k);
-		*initrd = xstrdup(i);
-		return 0;
-	}
-	uname(&u);
-	share = xasprintf("%s/../share/runm", dir);
-	build = xasprintf("%s/../guest/%s", dir, u.machine);
-	for (int n = 0; n < 2; n++) {
-		const char *d = n == 0 ? share : build;
-		cleanup_free char *kp = xasprintf("%s/vmlinuz", d), *ip = xasprintf("%s/initrd.img", d);
-		if (access(kp, R_OK) == 0 && access(ip, R_OK) == 0) {
-			*kernel = realpath(kp, NULL);
-			*initrd = realpath(ip, NULL);
-			if (*kernel && *initrd)
-				return 0;
-			free(*kernel);
-			free(*initrd);
-		}
-	}
-	return runm_error_make(err, 0,
-			       "no guest kernel and initramfs in `%s` or `%s`: run `make guest` (or set RUNM_KERNEL "
-			       "and RUNM_INITRD)",
-			       share, build);
 }
 
 static void boot_release(struct sandbox *sb)
@@ -492,7 +445,7 @@ int sandbox_start(struct loop *loop, const struct sandbox_config *cfg, sandbox_r
 	if (cfg->kernel && cfg->initrd) {
 		kernel = xstrdup(cfg->kernel);
 		initrd = xstrdup(cfg->initrd);
-	} else if (sandbox_find_guest(&kernel, &initrd, err) < 0) {
+	} else if (guest_find(&kernel, &initrd, err) < 0) {
 		return -1;
 	}
 	if (env_timeout && atoi(env_timeout) > 0)

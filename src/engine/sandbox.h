@@ -37,7 +37,7 @@ struct sandbox_config {
 	unsigned vcpus;        /* 0 = spec's, else default_vcpus */
 	unsigned default_mem_mib; /* for a container without limits; 0 = VM_DEFAULT_MEM_MIB */
 	unsigned default_vcpus;   /* 0 = 1 */
-	const char *kernel;    /* both set: this guest instead of sandbox_find_guest's */
+	const char *kernel;    /* both set: this guest instead of guest_find's (engine/guest.h) */
 	const char *initrd;
 	bool network;
 	bool own_netns;        /* spec's netns_path is the caller's own namespace, made for the container */
@@ -115,9 +115,5 @@ void sandbox_free(struct sandbox *sb);
 bool sandbox_restored(const struct sandbox *sb);
 /* Whether a sandbox started with cfg would try a warm start. */
 bool sandbox_warm_wanted(const struct sandbox_config *cfg);
-
-/* Where the guest kernel and initramfs are: $RUNM_KERNEL/$RUNM_INITRD, else
- * beside the installed binaries (../share/runm), else the build tree. */
-int sandbox_find_guest(char **kernel, char **initrd, runm_error_t *err);
 
 #endif
