@@ -16,8 +16,8 @@
 # The source comes through apt-get from the same Debian archive the binary
 # packages come from (a deb-src twin of this host's apt sources, in a private
 # list directory: the host's apt configuration is not changed).
-# Cache root as guest/kernel/build.sh: $RUNM_CACHE, else /var/cache/runm,
-# else ~/.cache/runm:
+# Cache root (guest/cache.sh, as the kernel's): $RUNM_CACHE, else
+# /var/cache/runm, else ~/.cache/runm:
 #   crun/<key>/{crun,key.txt}   finished binaries; key = sha256 of this
 #                               recipe, crun's source version, the static
 #                               libraries' package versions and gcc's
@@ -44,15 +44,8 @@ done
 VERSION=$(dpkg-query -W -f='${Version}' crun 2>/dev/null || true)
 [ -n "$VERSION" ] || die "the Debian package crun is not installed: its version names the source to build (make deps)"
 
-if [ -n "${RUNM_CACHE:-}" ]; then
-	ROOT=$RUNM_CACHE
-elif mkdir -p /var/cache/runm 2>/dev/null && [ -w /var/cache/runm ]; then
-	ROOT=/var/cache/runm
-else
-	ROOT=${XDG_CACHE_HOME:-$HOME/.cache}/runm
-fi
-mkdir -p "$ROOT/crun"
-ROOT=$(cd "$ROOT" && pwd)
+. "$(dirname "$0")/../cache.sh"
+ROOT=$(runm_cache_root crun)
 
 KEY=$( (
 	echo "recipe $RECIPE"

@@ -63,15 +63,8 @@ VERSION=$(dpkg-query -W -f='${Version}' "$SRCPKG" 2>/dev/null || true)
 [ -n "$VERSION" ] && [ -r "$TARBALL" ] || die "$TARBALL missing: install the Debian package $SRCPKG (make deps)"
 
 # ---- the cache root ----
-if [ -n "${RUNM_CACHE:-}" ]; then
-	ROOT=$RUNM_CACHE
-elif mkdir -p /var/cache/runm 2>/dev/null && [ -w /var/cache/runm ]; then
-	ROOT=/var/cache/runm
-else
-	ROOT=${XDG_CACHE_HOME:-$HOME/.cache}/runm
-fi
-mkdir -p "$ROOT/kernel" "$ROOT/ccache"
-ROOT=$(cd "$ROOT" && pwd)
+. "$HERE/../cache.sh"
+ROOT=$(runm_cache_root kernel)
 
 KEY=$( (
 	echo "recipe $RECIPE arch $ARCH"

@@ -15,14 +15,13 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import RUNM, _stray_procs, assert_no_leaks, import_busybox, main, test, wait_for  # noqa: E402
+from lib import assert_no_leaks, import_busybox, main, test, wait_for  # noqa: E402
+from pod import pod_args, stop, vmms  # noqa: E402
 from bundle import Bundle, cli_test, runm  # noqa: E402
 
 # CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_NET_BIND_SERVICE (jail.h: JAIL_CAPS)
 KEPT_CAPS = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 10)
 DEV_NODES = {"null", "zero", "full", "random", "urandom"}
-TYPE = "io.kubernetes.cri.container-type"
-SANDBOX = "io.kubernetes.cri.sandbox-id"
 PAUSE = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 
 
@@ -147,21 +146,6 @@ def cli_container_runs_in_a_confined_vmm():
             finally:
                 runm("delete", "--force", "jailed", check=False)
             wait_for(lambda: not os.path.exists("/proc/%d" % vmm), 30, "VMM gone")
-
-
-def vmms(cd):
-    return [pid for pid, kind, _ in _stray_procs(cd) if kind == "qemu"]
-
-
-def pod_args(pod, kind):
-    return ["--runtime", RUNM, "--annotation", "%s=%s" % (TYPE, kind), "--annotation", "%s=%s" % (SANDBOX, pod)]
-
-
-def stop(cd, cid):
-    cd.ctr("task", "kill", "--signal", "SIGKILL", cid, timeout=60, check=False)
-    wait_for(lambda: cd.tasks().get(cid) in (None, "STOPPED"), 60, "%s stopped" % cid, interval=0.2)
-    cd.ctr("task", "delete", cid, timeout=60, check=False)
-    cd.ctr("container", "rm", cid, timeout=30, check=False)
 
 
 @test(timeout=600)

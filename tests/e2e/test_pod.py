@@ -12,28 +12,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import (RUNM, _stray_procs, assert_no_leaks, import_busybox, log, main, test,  # noqa: E402
-                 wait_for)
+from lib import assert_no_leaks, import_busybox, log, main, test, wait_for  # noqa: E402
+from pod import pod_args, stop, vmms  # noqa: E402
 
-TYPE = "io.kubernetes.cri.container-type"
-SANDBOX = "io.kubernetes.cri.sandbox-id"
 # What a pause container does: nothing, until told to stop.
 PAUSE = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
-
-
-def vmms(cd):
-    return [pid for pid, kind, _ in _stray_procs(cd) if kind == "qemu"]
-
-
-def pod_args(pod, kind):
-    return ["--runtime", RUNM, "--annotation", "%s=%s" % (TYPE, kind), "--annotation", "%s=%s" % (SANDBOX, pod)]
-
-
-def stop(cd, cid):
-    cd.ctr("task", "kill", "--signal", "SIGKILL", cid, timeout=60, check=False)
-    wait_for(lambda: cd.tasks().get(cid) in (None, "STOPPED"), 60, "%s stopped" % cid, interval=0.2)
-    cd.ctr("task", "delete", cid, timeout=60, check=False)
-    cd.ctr("container", "rm", cid, timeout=30, check=False)
 
 
 @test(timeout=600)
