@@ -131,14 +131,23 @@ static void on_wait(void *data, int code, const char *msg, const uint8_t *payloa
 	maybe_done(m);
 }
 
-static void write_state(struct monitor *m, const char *status)
+/* Failures are logged, unless the caller takes them (err). */
+static int write_state_or(struct monitor *m, const char *status, runm_error_t *err)
 {
-	cleanup_error runm_error_t err = NULL;
+	cleanup_error runm_error_t mine = NULL;
 	free(m->st.status);
 	m->st.status = xstrdup(status);
 	m->st.vmm_pid = m->sb ? sandbox_vmm_pid(m->sb) : 0;
-	if (cli_state_write(m->dir, &m->st, &err) < 0)
-		log_warn("%s", runm_error_msg(err));
+	if (cli_state_write(m->dir, &m->st, err ? err : &mine) == 0)
+		return 0;
+	if (err == NULL)
+		log_warn("%s", runm_error_msg(mine));
+	return -1;
+}
+
+static void write_state(struct monitor *m, const char *status)
+{
+	write_state_or(m, status, NULL);
 }
 
 static void on_start(void *data, int code, const char *msg, const uint8_t *payload, size_t len)
@@ -623,7 +632,10 @@ static int monitor_main(const struct cli *cli, int argc, char **argv, bool creat
 	cli_forwarded_signals(&sigs);
 	if (loop_new(&m.loop, &err) < 0 || loop_signals(m.loop, &sigs, on_signal, &m, &err) < 0)
 		goto out;
-	write_state(&m, "creating");
+	/* The first state is how the other commands find the container: one
+	 * that cannot be written (a full disk) fails the run before a VM starts. */
+	if (write_state_or(&m, "creating", &err) < 0)
+		goto out;
 	cfg.id = m.id;
 	cfg.state_dir = m.dir;
 	cfg.spec = &m.spec;

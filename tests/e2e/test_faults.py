@@ -3,11 +3,14 @@
 runm container, and that nothing is left afterwards: containerd restarted
 under a running container, a task deleted twice, the guest kernel
 panicking, stale state of a crashed host in /run/runm, a VM whose memory
-cannot be allocated. (A VMM or a shim killed mid-run: test_shim.py.)"""
+cannot be allocated, the state directory's filesystem full. (A VMM or a
+shim killed mid-run: test_shim.py; a hung or hostile agent:
+test_hostile_agent.py.)"""
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -15,6 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import *  # noqa: E402,F401,F403
 from lib import _stray_procs  # noqa: E402
+from bundle import RUNM_BIN, Bundle, cli_test  # noqa: E402
 
 
 def pid_file(cd, cid, name):
@@ -228,6 +232,58 @@ def vm_memory_cannot_be_allocated(cd):
     r = cd.ctr("run", "--rm", "--runtime", RUNM, img, "om2", "echo", "fine", timeout=120)
     assert r.stdout == "fine\n", r
     assert_no_leaks(cd, ids=["om2"], timeout=15)
+
+
+@cli_test
+def state_dir_disk_full():
+    """The filesystem of runm's state directory is full: `runm run` fails at
+    once with the file it could not write and ENOSPC's words, and leaves no
+    VMM, mount or directory; once there is room again the same container
+    runs. (A tmpfs of 512 KiB, filled by a file, stands for the full disk.)"""
+    top = tempfile.mkdtemp(prefix="runm-full-")
+    root = os.path.join(top, "root")
+    filler = os.path.join(top, "filler")
+    run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "runm-full", top])
+    try:
+        os.mkdir(root)
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096) > 0:
+                pass
+        except OSError:
+            pass  # ENOSPC: full
+        finally:
+            os.close(fd)
+        with Bundle(["echo", "room"]) as b:
+            r = run([RUNM_BIN, "--root", root, "run", "--bundle", b.path, "full1"], check=False, timeout=120)
+            assert r.returncode != 0, r
+            assert "No space left on device" in r.stderr and root in r.stderr, r.stderr
+            assert os.listdir(root) == [], os.listdir(root)
+            assert not [p for p in _procs_with(root)], _procs_with(root)
+            with open("/proc/self/mountinfo") as f:
+                assert not [l for l in f if root in l.split()[4]], "a mount left under the full root"
+            os.unlink(filler)
+            r = run([RUNM_BIN, "--root", root, "run", "--bundle", b.path, "full2"], timeout=120)
+            assert r.stdout == "room\n", r
+            assert os.listdir(root) == [], os.listdir(root)
+    finally:
+        for e in os.listdir(root) if os.path.isdir(root) else ():
+            run([RUNM_BIN, "--root", root, "delete", "--force", e], check=False, timeout=30)
+        run(["umount", "-l", top], check=False)
+        os.rmdir(top)
+
+
+def _procs_with(text):
+    """Processes whose command line names text (a VMM or passt of a root)."""
+    res = []
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if text.encode() in f.read():
+                    res.append(int(d))
+        except (OSError, ValueError):
+            continue
+    return res
 
 
 if __name__ == "__main__":
