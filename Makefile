@@ -135,7 +135,7 @@ guest: $(GUEST_DIR)/initrd.img
 $(GUEST_DIR)/.kernel-source: FORCE
 	@mkdir -p $(dir $@)
 	@echo $(GUEST_KERNEL) $(GUEST_CRUN) | cmp -s - $@ || echo $(GUEST_KERNEL) $(GUEST_CRUN) >$@
-$(GUEST_DIR)/initrd.img: $(AGENT) guest/build.sh $(wildcard guest/* guest/kernel/* guest/crun/*) $(GUEST_DIR)/.kernel-source
+$(GUEST_DIR)/initrd.img: $(AGENT) guest/build.sh $(wildcard guest/* guest/kernel/* guest/kernel/patches/* guest/crun/*) $(GUEST_DIR)/.kernel-source
 	guest/build.sh --arch $(ARCH) --agent $(AGENT) --out $(GUEST_DIR) --kernel $(GUEST_KERNEL) --crun $(GUEST_CRUN)
 
 # ---- tests ----

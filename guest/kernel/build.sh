@@ -53,7 +53,7 @@ aarch64)
 esac
 [ -r "$FRAG" ] || die "$FRAG missing"
 GCC=${CROSS}gcc
-for c in "$GCC":gcc make:make flex:flex bison:bison bc:bc perl:perl xz:xz-utils flock:util-linux \
+for c in "$GCC":gcc make:make flex:flex bison:bison bc:bc perl:perl xz:xz-utils flock:util-linux patch:patch \
 	ccache:ccache; do
 	command -v "${c%%:*}" >/dev/null 2>&1 || die "${c%%:*} not found: install the Debian package ${c#*:} (make deps)"
 done
@@ -66,11 +66,17 @@ VERSION=$(dpkg-query -W -f='${Version}' "$SRCPKG" 2>/dev/null || true)
 . "$HERE/../cache.sh"
 ROOT=$(runm_cache_root kernel)
 
+# runm's patches on Debian's source (guest/kernel/patches/*.patch, applied
+# in name order with patch -p1), part of the key like the config.
+PATCHES=$(find "$HERE/patches" -maxdepth 1 -name '*.patch' 2>/dev/null | sort)
+PATCHSUM=none
+[ -z "$PATCHES" ] || PATCHSUM=$(cat $PATCHES | sha256sum | cut -c1-16)
 KEY=$( (
 	echo "recipe $RECIPE arch $ARCH"
 	echo "$SRCPKG $VERSION"
 	"$GCC" --version | head -n1
 	cat "$FRAG"
+	[ "$PATCHSUM" = none ] || echo "patches $PATCHSUM"
 ) | sha256sum | cut -c1-16)
 OUT=$ROOT/kernel/$KEY
 if [ -s "$OUT/$(basename "$IMAGE")" ]; then
@@ -90,11 +96,18 @@ fi
 start=$(date +%s)
 
 SRC=$ROOT/kernel/src/$VERSION
-if [ ! -e "$SRC/.extracted" ]; then
-	note "extracting $TARBALL ($SRCPKG $VERSION)"
+# The tree says which patches it carries (.patches): another set means a
+# fresh extraction. tar keeps the archive's mtimes, so the object tree then
+# recompiles only what the patches touch.
+if [ ! -e "$SRC/.extracted" ] || [ "$(cat "$SRC/.patches" 2>/dev/null || echo none)" != "$PATCHSUM" ]; then
+	note "extracting $TARBALL ($SRCPKG $VERSION, patches: $PATCHSUM)"
 	rm -rf "$SRC"
 	mkdir -p "$SRC"
 	tar -xf "$TARBALL" -C "$SRC" --strip-components=1
+	for p in $PATCHES; do
+		patch -d "$SRC" -p1 -s --no-backup-if-mismatch <"$p" || die "$(basename "$p") does not apply to $SRCPKG $VERSION"
+	done
+	echo "$PATCHSUM" >"$SRC/.patches"
 	touch "$SRC/.extracted"
 fi
 OBJ=$ROOT/kernel/obj/$ARCH-$VERSION
@@ -136,8 +149,8 @@ mkdir -p "$TMP"
 cp "$OBJ/$IMAGE" "$TMP/"
 cp "$OBJ/.config" "$TMP/config"
 echo "$REL" >"$TMP/kernel-release"
-printf 'recipe %s\narch %s\n%s %s\n%s\nfragment sha256 %s\n' "$RECIPE" "$ARCH" "$SRCPKG" "$VERSION" \
-	"$("$GCC" --version | head -n1)" "$(sha256sum <"$FRAG" | cut -d' ' -f1)" >"$TMP/key.txt"
+printf 'recipe %s\narch %s\n%s %s\n%s\nfragment sha256 %s\npatches %s\n' "$RECIPE" "$ARCH" "$SRCPKG" "$VERSION" \
+	"$("$GCC" --version | head -n1)" "$(sha256sum <"$FRAG" | cut -d' ' -f1)" "$PATCHSUM" >"$TMP/key.txt"
 rm -rf "$OUT"
 mv "$TMP" "$OUT"
 note "built kernel $REL in $(($(date +%s) - start)) s ($OUT; ccache: $(ccache -s 2>/dev/null | sed -n 's/^ *Hits: *\([0-9]* \/ *[0-9]*\).*/\1/p' | head -n1) hits)"
