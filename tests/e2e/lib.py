@@ -512,20 +512,29 @@ class NetnsContainerd(Containerd):
 
     def procs_in_mntns(self):
         """[(pid, cmdline)] of the processes other than containerd in its
-        private mount namespace: its shims, their VMMs, runc."""
+        private mount namespace: its shims, runc, and their descendants in
+        mount namespaces of their own (the VMMs, each in its jail)."""
         try:
             ns = self.mntns()
         except OSError:
             return []
-        res = []
-        for pid, cmd in _procs():
-            if pid == self.proc.pid:
-                continue
+        procs = dict(_procs())
+        inside = set()
+        for pid in procs:
             try:
-                if os.readlink("/proc/%d/ns/mnt" % pid) == ns:
-                    res.append((pid, cmd))
+                if pid != self.proc.pid and os.readlink("/proc/%d/ns/mnt" % pid) == ns:
+                    inside.add(pid)
             except OSError:
                 pass
+        res = []
+        for pid, cmd in procs.items():
+            p, seen = pid, set()
+            while p > 1 and p not in seen and p != self.proc.pid:
+                if p in inside:
+                    res.append((pid, cmd))
+                    break
+                seen.add(p)
+                p = _ppid(p)
         return sorted(res)
 
 
