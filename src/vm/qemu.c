@@ -159,8 +159,8 @@ static char *kernel_cmdline(const struct vm_config *cfg, const char *accel, cons
 	/* virtio_mmio.queue_num_max (guest/kernel/patches): QEMU's virtio-mmio
 	 * offers every queue at 1024 entries and the guest fills them: 8 MiB of
 	 * receive pages for virtio-serial alone. 256 is QEMU's own size for a
-	 * virtio-net queue (and more than its 9p and serial queues take). An
-	 * unpatched kernel passes the unknown parameter on to init, harmlessly. */
+	 * virtio-net queue (and more than its 9p and serial queues take). A
+	 * kernel without the patch (GUEST_KERNEL=debian) ignores it. */
 	const char *base = "quiet panic=-1 reboot=t init_on_alloc=0 init_on_free=0 virtio_mmio.queue_num_max=256";
 
 	if (strcmp(accel, "tcg") == 0) {
