@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import *  # noqa: E402,F401,F403
-from lib import _stray_procs  # noqa: E402
+from lib import _mounts_under, _procs, _stray_procs  # noqa: E402
 from bundle import RUNM_BIN, Bundle, cli_test  # noqa: E402
 
 
@@ -259,9 +259,9 @@ def state_dir_disk_full():
             assert r.returncode != 0, r
             assert "No space left on device" in r.stderr and root in r.stderr, r.stderr
             assert os.listdir(root) == [], os.listdir(root)
-            assert not [p for p in _procs_with(root)], _procs_with(root)
-            with open("/proc/self/mountinfo") as f:
-                assert not [l for l in f if root in l.split()[4]], "a mount left under the full root"
+            left = [(pid, cmd) for pid, cmd in _procs() if root in cmd]  # a VMM or passt of this root
+            assert not left, left
+            assert not _mounts_under(root), _mounts_under(root)
             os.unlink(filler)
             r = run([RUNM_BIN, "--root", root, "run", "--bundle", b.path, "full2"], timeout=120)
             assert r.stdout == "room\n", r
@@ -271,19 +271,6 @@ def state_dir_disk_full():
             run([RUNM_BIN, "--root", root, "delete", "--force", e], check=False, timeout=30)
         run(["umount", "-l", top], check=False)
         os.rmdir(top)
-
-
-def _procs_with(text):
-    """Processes whose command line names text (a VMM or passt of a root)."""
-    res = []
-    for d in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                if text.encode() in f.read():
-                    res.append(int(d))
-        except (OSError, ValueError):
-            continue
-    return res
 
 
 if __name__ == "__main__":
