@@ -18,8 +18,8 @@
 # list directory: the host's apt configuration is not changed).
 # Cache root (guest/cache.sh, as the kernel's): $RUNM_CACHE, else
 # /var/cache/runm, else ~/.cache/runm:
-#   crun/<key>/{crun,key.txt}   finished binaries; key = sha256 of this
-#                               recipe, crun's source version, the static
+#   crun/<key>/{crun,key.txt}   finished binaries; key = sha256 of RECIPE,
+#                               crun's source version, the static
 #                               libraries' package versions and gcc's
 #   crun/src/<version>/         the downloaded source package
 # Builds are serialised by a lock (flock) on crun/.lock.
@@ -52,7 +52,6 @@ KEY=$( (
 	echo "crun $VERSION"
 	dpkg-query -W -f='${Package} ${Version}\n' libseccomp-dev libcap-dev libgcrypt20-dev libgpg-error-dev libc6-dev
 	gcc --version | head -n1
-	sha256sum <"$0"
 ) | sha256sum | cut -c1-16)
 OUT=$ROOT/crun/$KEY
 found() {
